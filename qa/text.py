@@ -1,0 +1,58 @@
+"""Lexical text handling shared by indexing and querying: folding, tokens, stems."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_TOKEN = re.compile(r"\w+")
+
+# French and English function words, folded (no accents). Both languages share one index
+# because questions come in either; stems are French Snowball, which also maps most English
+# cognates onto the French ones (visit/visite, missile/missiles).
+_STOPWORDS = """
+a ai aie aient aies ait as au aucun aupres aussi autre aux avaient avais avait avant avec avoir
+ayant c ca ce ceci cela celle celles celui ces cet cette ceux chaque comme comment contre d dans
+de des deja depuis donc dont du elle elles en encore entre est et etaient etait etant ete etre eu
+eux fait faire il ils j je l la le les leur leurs lors lui m ma mais me meme memes mes moi mon
+n ne ni nos notre nous on ont ou par parce pas peu peut plus pour pourquoi qu quand que quel
+quelle quelles quels qui quoi s sa sans se selon ses si son sont sous sur t ta te tes toi ton
+tous tout toute toutes tres tu un une vers vos votre vous y combien ou quoi est-ce
+about above after again against all am an and any are aren as at be because been before being
+below between both but by can could did do does doing down during each few for from further had
+has have having he her here hers herself him himself his how i if in into is it its itself just
+me more most my myself no nor not now of off on once only or other our ours out over own same
+she should so some such than that the their theirs them then there these they this those
+through to too under until up very was we were what when where which while who whom why will
+with would you your yours yourself did does many much
+""".split()
+STOPWORDS = frozenset(_STOPWORDS)
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents ('Corée' -> 'coree'); length may change."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> object:
+    import Stemmer
+
+    return Stemmer.Stemmer("french")
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    return str(_stemmer().stemWord(word))  # type: ignore[attr-defined]
+
+
+def tokens(text: str) -> list[str]:
+    """Folded, stop-word-free, stemmed tokens for BM25 and lexical overlap."""
+    out = []
+    for word in _TOKEN.findall(fold(text)):
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        out.append(_stem(word))
+    return out
