@@ -199,5 +199,111 @@ def ask_cmd(
         click.echo(format_answer(result.to_dict(), color=sys.stdout.isatty()))
 
 
+@cli.command("eval")
+@click.argument("questions_file", metavar="QUESTIONS.jsonl",
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--k", "k", type=click.IntRange(1, 50), default=10, show_default=True,
+              help="Passages cited per question (the @10 metrics need k >= 10).")
+@click.option("--url", default=None,
+              help="Evaluate a running service (POST URL/ask) instead of the library; "
+                   "sends QA_API_KEY as a bearer token.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON report (config, metrics, per-question results) here.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a Markdown report here.")
+@click.option("--compare", "compare_to", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="An earlier --out report: show deltas with p-values.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default=None,
+              help="Retrieval mode of a library run [default: hybrid].")
+@click.option("--label", default=None, help="Name of this run in reports.")
+@corpus_options
+@handle_errors
+def eval_cmd(
+    questions_file: Path, k: int, url: str | None, out: Path | None, markdown: Path | None,
+    compare_to: Path | None, mode: str | None, label: str | None, corpus: Path | None,
+    index_dir: Path | None, embedder: str | None,
+) -> None:
+    """Score qa on a JSONL question set: retrieval, answers, abstention, latency."""
+    from qa import evaluation as ev
+
+    questions = ev.read_questions(questions_file)  # a bad file fails before any loading
+    old = ev.load_report(compare_to) if compare_to else None
+    config: dict[str, Any] = {"questions_file": str(questions_file)}
+    answer_fn: ev.AnswerFn
+    if url:
+        if mode or corpus or index_dir or embedder:
+            raise QAError("--url evaluates a running service: --mode, --corpus, --index and "
+                          "--embedder apply to library runs only")
+        client = ev.ServiceClient(url, api_key=_settings().api_key)
+        click.get_current_context().call_on_close(client.close)
+        documents, answer_fn = client.documents(), client.answer
+        config.update(label=label or url, url=url)
+    else:
+        s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+        index = load_or_build(s)
+        documents, answer_fn = ev.index_documents(index), ev.library_answer_fn(
+            index, mode=mode or "hybrid")  # type: ignore[arg-type]
+        emb = index.manifest.get("embedder", {}).get("id")
+        config.update(label=label or f"{mode or 'hybrid'}/{emb}", mode=mode or "hybrid",
+                      embedder=emb, index=str(s.index), corpus=str(s.corpus),
+                      chunking=index.manifest.get("chunking"), index_built_at=index.built_at)
+    questions = ev.locate_evidence(questions, documents, source=str(questions_file))
+    with progress_bar("questions") as progress:
+        results = ev.run_eval(questions, answer_fn, k=k, progress=progress)
+    report = ev.make_report(results, k=k, config=config)
+    comparison = ev.compare_reports(old, report) if old else None
+    if out:
+        ev.write_report(report, out)
+    if markdown:
+        ev.write_markdown(report, markdown, comparison=comparison)
+    click.echo(ev.format_table(report))
+    if comparison:
+        click.echo()
+        click.echo(ev.format_comparison(comparison))
+
+
+@cli.command("eval-report")
+@click.argument("reports", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown comparison here (default: print it).")
+@handle_errors
+def eval_report_cmd(reports: tuple[Path, ...], markdown: Path | None) -> None:
+    """Compare several `qa eval --out` reports in one Markdown table."""
+    from qa import evaluation as ev
+
+    loaded = [ev.load_report(path) for path in reports]
+    if markdown:
+        ev.write_comparison_markdown(loaded, markdown)
+        click.echo(f"wrote {markdown}", err=True)
+    else:
+        click.echo(ev.comparison_markdown(loaded), nl=False)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="TCP port.")
+@corpus_options
+@handle_errors
+def serve_cmd(host: str, port: int, corpus: Path | None, index_dir: Path | None,
+              embedder: str | None) -> None:
+    """Serve the HTTP API: POST /ask, GET /documents, POST /index; OpenAPI docs at /docs.
+
+    Set QA_API_KEY to require 'Authorization: Bearer <key>' (and to allow POST /index).
+    """
+    import uvicorn
+
+    from qa.api import create_app
+
+    s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+    # Build a missing index with a progress bar, and refuse a mismatched one with the usual
+    # one-line error, before uvicorn starts; the app's lifespan then reloads it (milliseconds).
+    emb = load_or_build(s).embedder
+    # One process: the live index (and its swap on POST /index) lives in this process.
+    uvicorn.run(create_app(s, embedder=emb), host=host, port=port)
+
+
 def main() -> None:
     cli(prog_name="qa")
