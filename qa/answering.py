@@ -58,7 +58,7 @@ class AnswerParams:
     lexical: float = 0.5  # weight of the question's terms found in the sentence
     type_match: float = 0.1  # +/- when the sentence holds / lacks what the question asks for
     passage: float = 0.0  # bonus for sentences in higher-ranked passages
-    threshold: float = 0.68  # below this confidence, abstain (calibrated: README, Tuning)
+    threshold: float = 0.7  # below this confidence, abstain (calibrated: README, Tuning)
     pool: int = 10  # passages whose sentences compete for the answer
     lexical_weight: float = 2.0  # weight of BM25 in passage fusion (times lexical coverage)
 

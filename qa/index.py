@@ -38,7 +38,7 @@ from qa.chunking import Chunk, Span, chunk_document, split_sentences
 from qa.documents import Document, SkippedFile, read_corpus
 from qa.embedding import Embedder
 from qa.errors import IndexMismatchError, IndexNotFoundError, QAError
-from qa.text import tokens, vocabulary
+from qa.text import fold, tokens, vocabulary
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -81,6 +81,7 @@ class Index:
     bm25: Any
     vocab: list[str] = field(default_factory=list)
     vocab_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    vocab_folded: list[str] = field(default_factory=list)
     # For each sentence, the chunks that hold it (fully or in part), in order.
     sentence_chunks: list[list[int]] = field(default_factory=list)
     chunk_sentences: list[list[int]] = field(default_factory=list)
@@ -438,6 +439,7 @@ def _load_generation(gen: Path, manifest: dict[str, Any], embedder: Embedder) ->
         vocab_vectors=vocab_vectors.reshape(len(vocab), -1) if vocab
         else np.zeros((0, embedder.dim), np.float32),
     )
+    index.vocab_folded = sorted({fold(w) for w in vocab})
     _link_sentences(index)
     return index
 

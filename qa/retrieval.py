@@ -13,7 +13,7 @@ from qa.chunking import Chunk
 from qa.documents import date_bounds
 from qa.errors import InvalidQuestionError
 from qa.index import Index
-from qa.text import content_words, stem
+from qa.text import content_words, fold, stem
 
 Mode = Literal["hybrid", "dense", "lexical"]
 
@@ -71,6 +71,16 @@ class Filters:
         return bool(self.doc_ids is not None or self.date_from or self.date_to)
 
 
+def parse_date(value: dt.date | str | None, name: str) -> dt.date | None:
+    """A YYYY-MM-DD filter bound, or InvalidQuestionError naming the field."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidQuestionError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from exc
+
+
 def make_filters(
     index: Index,
     *,
@@ -86,15 +96,7 @@ def make_filters(
             raise InvalidQuestionError(f"unknown doc_id(s): {', '.join(map(repr, unknown[:5]))}")
         ids = frozenset(doc_ids)
 
-    def as_date(value: dt.date | str | None, name: str) -> dt.date | None:
-        if value is None or isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError as exc:
-            raise InvalidQuestionError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from exc
-
-    lo, hi = as_date(date_from, "date_from"), as_date(date_to, "date_to")
+    lo, hi = parse_date(date_from, "date_from"), parse_date(date_to, "date_to")
     if lo and hi and lo > hi:
         raise InvalidQuestionError(f"date_from {lo} is after date_to {hi}")
     return Filters(ids, lo, hi)
@@ -150,11 +152,11 @@ def prepare(index: Index, question: str) -> Query:
             best = np.argsort(-sims[row])[:TRANSLATIONS_PER_WORD]
             for j in best:
                 if sims[row, j] >= TRANSLATION_MIN_SIM:
-                    groups[i].add(stem(index.vocab[j]))
+                    groups[i].add(stem(fold(index.vocab[j])))
             surface, folded = words[i]
             if not groups[i] and len(folded) >= 4 and surface[:1].isupper():
                 for close in difflib.get_close_matches(
-                    folded, index.vocab, n=2, cutoff=SPELLING_MIN_RATIO
+                    folded, index.vocab_folded, n=2, cutoff=SPELLING_MIN_RATIO
                 ):
                     groups[i].add(stem(close))
     matched = [frozenset(g & vocab.keys()) for g in groups]

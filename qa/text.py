@@ -68,11 +68,14 @@ def content_words(text: str) -> list[tuple[str, str]]:
 
 
 def vocabulary(texts: list[str]) -> list[str]:
-    """Distinct folded words (3+ letters, not stop words or numbers) of a corpus, sorted."""
+    """Distinct lower-case words (3+ letters, not stop words or numbers) of a corpus, sorted.
+
+    Accents are kept: the embedding model reads 'traité' as treaty, 'traite' as trade.
+    """
     words: set[str] = set()
     for text in texts:
-        words.update(w for w in _TOKEN.findall(fold(text))
-                     if len(w) > 2 and w not in STOPWORDS and not w.isdigit())
+        words.update(w for w in _TOKEN.findall(text.lower())
+                     if len(w) > 2 and fold(w) not in STOPWORDS and not w.isdigit())
     return sorted(words)
 
 

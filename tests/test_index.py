@@ -107,9 +107,11 @@ class CountingEmbedder(HashEmbedder):
     def __init__(self) -> None:
         super().__init__(64)
         self.texts = 0
+        self.seen: list[str] = []
 
     def embed(self, texts, *, kind="passage"):  # type: ignore[no-untyped-def]
         self.texts += len(texts)
+        self.seen.extend(texts)
         return super().embed(texts, kind=kind)
 
 
@@ -123,7 +125,7 @@ def test_incremental_update_reembeds_only_changes(corpus_dir: Path, tmp_path: Pa
     changed = corpus_dir / "000_25f13bc6add64f1c.txt"
     changed.write_text(changed.read_text(encoding="utf-8") + "\nAjout.", encoding="utf-8")
     (corpus_dir / "new.md").write_text("Kim Jong-un a reçu Lavrov.", encoding="utf-8")
-    emb.texts = 0
+    emb.texts, emb.seen = 0, []
     second = build_index(corpus_dir, ix, embedder=emb)
     assert (second.added, second.changed, second.unchanged, second.removed) == (1, 1, 3, 1)
     loaded = load_index(ix, embedder=emb)
@@ -131,8 +133,13 @@ def test_incremental_update_reembeds_only_changes(corpus_dir: Path, tmp_path: Pa
         "000_25f13bc6add64f1c.txt", "001_113f9629b7018fa7.txt", "002_fa5fa4bef9b4e309.txt",
         "003_c79683804ee38f58.txt", "new.md"}
     new_chunks = [c for c in loaded.chunks if c.doc_id in ("new.md", changed.name)]
-    new_sents = [s for s in loaded.sentences if s.doc_id in ("new.md", changed.name)]
-    assert emb.texts == len(new_chunks) + len(new_sents)  # the three unchanged: none
+    kept_chunks = [c for c in loaded.chunks if c not in new_chunks]
+    assert second.embedded_chunks == len(new_chunks)
+    embedded = set(emb.seen)
+    assert all(c.text in embedded for c in new_chunks)
+    assert not any(c.text in embedded for c in kept_chunks)  # unchanged documents: none
+    # Words: only those new to the corpus ('ajout', 'reçu'...), not the whole vocabulary.
+    assert len(embedded) < len(loaded.vocab) / 2
 
     # Reused vectors are the same as freshly computed ones.
     fresh = build_index(corpus_dir, tmp_path / "fresh", embedder=HashEmbedder(64))
