@@ -55,10 +55,10 @@ class Answer:
 class AnswerParams:
     """Weights of the sentence scorer and the abstention threshold (see README, Tuning)."""
 
-    lexical: float = 0.5  # weight of the question's terms found in the sentence
-    type_match: float = 0.1  # +/- when the sentence holds / lacks what the question asks for
+    lexical: float = 0.6  # weight of the question's terms found in the sentence
+    type_match: float = 0.2  # +/- when the sentence holds / lacks what the question asks for
     passage: float = 0.0  # bonus for sentences in higher-ranked passages
-    threshold: float = 0.7  # below this confidence, abstain (calibrated: README, Tuning)
+    threshold: float = 0.575  # below this confidence, abstain (calibrated: README, Tuning)
     pool: int = 10  # passages whose sentences compete for the answer
     lexical_weight: float = 2.0  # weight of BM25 in passage fusion (times lexical coverage)
 
@@ -114,6 +114,22 @@ def has_kind(sentence: str, kind: str) -> bool:
     return bool((_DATE if kind == "date" else _QUANTITY).search(folded))
 
 
+def term_weights(index: Index, query: Query) -> list[float]:
+    """IDF of each question word over the chunks; a word the corpus lacks weighs the most.
+
+    Weighting by specificity is what lets a sentence about Pyongyang fail to answer "What is
+    the population of Pyongyang?": 'Pyongyang' is common here, 'population' is absent.
+    """
+    n = max(len(index.chunks), 1)
+    vocab = index.bm25.vocab_dict
+    df = np.diff(index.bm25.scores["indptr"])
+    out = []
+    for group in query.groups:
+        freq = max((int(df[vocab[t]]) for t in group if t in vocab), default=0)
+        out.append(float(np.log((n + 1) / (freq + 0.5))))
+    return out
+
+
 def validate_question(question: str, k: int) -> str:
     """The question stripped, or InvalidQuestionError."""
     if not isinstance(question, str) or not question.strip():
@@ -140,6 +156,8 @@ def _candidates(
     index: Index, query: Query, passages: list[Passage], params: AnswerParams
 ) -> list[_Candidate]:
     kind = expected_kind(query.text)
+    weights = term_weights(index, query)
+    total_weight = sum(weights)
     out: list[_Candidate] = []
     for pos, p in enumerate(passages):
         c = p.chunk
@@ -155,8 +173,8 @@ def _candidates(
                 dense *= (end - start) / (s.end - s.start)
             sentence_terms = set(tokens(sentence))
             overlap = (
-                sum(1 for g in query.groups if g & sentence_terms) / len(query.groups)
-                if query.groups else 0.0
+                sum(w for g, w in zip(query.groups, weights, strict=True) if g & sentence_terms)
+                / total_weight if total_weight else 0.0
             )
             typed = 0.0 if kind is None else (1.0 if has_kind(sentence, kind) else -1.0)
             score = (

@@ -65,7 +65,8 @@ def chunk_document(document: Document, *, size: int, overlap: int) -> list[Chunk
 # Lines always end sentences (headings, bullet lists). The lookahead keeps "missiles. lancées"
 # (a lower-case continuation in the source) in one sentence.
 _BOUNDARY = re.compile(
-    r"(?<=[.!?…])[»\"”)\]*]*[ \t\u00a0]+(?=[A-ZÀ-ÖØ-Þ0-9«\"“•*(À-Ý])"
+    r"(?<=[.!?…])(?:[ \t\u00a0\u202f]*[»\"”)\]*])*[ \t\u00a0\u202f]+"
+    r"(?=[A-ZÀ-ÖØ-Þ0-9«\"“•*(À-Ý])"
     r"|\s*\n\s*"
 )
 _TRIM_LEFT = " \t\r\n\u00a0•*.-–—,;:"
@@ -77,7 +78,9 @@ def split_sentences(document: Document) -> list[Span]:
     text = document.text
     spans: list[Span] = []
     start = document.body_start
-    bounds = [m.span() for m in _BOUNDARY.finditer(text, document.body_start)]
+    # A boundary's closing quotes (". »") belong to the sentence they close.
+    bounds = [(m.start() + len(m.group(0).rstrip()), m.end())
+              for m in _BOUNDARY.finditer(text, document.body_start)]
     bounds.append((len(text), len(text)))
     for b_start, b_end in bounds:
         s, e = start, b_start

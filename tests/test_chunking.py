@@ -60,12 +60,15 @@ def test_date_prefix_stays_out_of_chunks() -> None:
 def test_sentence_split_french() -> None:
     """Splits on '. X' and newlines, keeps a lower-case continuation ('missiles. lancées')."""
     text = ("Le 23 octobre 2024, Austin a confirmé l’envoi. Selon Séoul, 3 000 soldats sont là.\n"
+            "Elle soutiendra la Russie « jusqu’à la victoire. » Cette déclaration suit.\n"
             "Des activités de missiles. lancées par la Corée du Nord.\n  • Puce numéro un.")
     doc = make_document("s.txt", text)
     got = [text[s.start : s.end] for s in split_sentences(doc)]
     assert got == [
         "Le 23 octobre 2024, Austin a confirmé l’envoi.",
         "Selon Séoul, 3 000 soldats sont là.",
+        "Elle soutiendra la Russie « jusqu’à la victoire. »",
+        "Cette déclaration suit.",
         "Des activités de missiles. lancées par la Corée du Nord.",
         "Puce numéro un.",
     ]
