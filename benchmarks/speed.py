@@ -50,7 +50,8 @@ def main() -> None:
     questions = [json.loads(line)["question"]
                  for line in (ROOT / "eval" / "questions.jsonl").read_text().splitlines()]
     results: dict[str, object] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
         "repeat": args.repeat,
     }
 

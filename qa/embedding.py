@@ -1,4 +1,4 @@
-"""Embedder interface and backends: the bundled multilingual default, sentence-transformers, a test hash."""
+"""Embedder interface and backends: multilingual default, sentence-transformers, test hash."""
 
 from __future__ import annotations
 
@@ -158,9 +158,9 @@ class SentenceTransformerEmbedder:
                 f"cannot load sentence-transformers model {model!r} offline: "
                 f"give a local path or install a package that ships it ({exc.__class__.__name__})"
             ) from exc
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        if get_dim is None:  # sentence-transformers < 5
+            get_dim = self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if not dim:
             raise EmbedderError(f"model {model!r} does not report an embedding dimension")

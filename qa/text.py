@@ -26,7 +26,7 @@ me more most my myself no nor not now of off on once only or other our ours out 
 she should so some such than that the their theirs them then there these they this those
 through to too under until up very was we were what when where which while who whom why will
 with would you your yours yourself did does many much
-""".split()
+""".split()  # noqa: SIM905
 STOPWORDS = frozenset(_STOPWORDS)
 
 

@@ -34,7 +34,8 @@ def test_putin_visit_in_english_finds_the_french_sentence(real_index: Index) -> 
 
 
 def test_french_question_on_shells(real_index: Index) -> None:
-    a = answer_question(real_index, "Combien d'obus la Corée du Nord a-t-elle fournis à la Russie ?")
+    question = "Combien d'obus la Corée du Nord a-t-elle fournis à la Russie ?"
+    a = answer_question(real_index, question)
     _check_invariants(real_index, a)
     assert "près de trois millions d’obus" in (a.answer or "")
 

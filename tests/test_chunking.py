@@ -10,7 +10,7 @@ from qa.documents import make_document, read_corpus
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
-_alphabet = st.sampled_from(list("abcdeé’ «»…. .\n\n!?,;:-–ÉA0123 \t") + ["Corée ", "date "])
+_alphabet = st.sampled_from([*list("abcdeé’ «»…. .\n\n!?,;:-–ÉA0123 \t"), "Corée ", "date "])
 texts = st.lists(_alphabet, min_size=1, max_size=400).map("".join)
 
 

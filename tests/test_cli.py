@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def qa(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def qa(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     qa_bin = Path(sys.executable).parent / "qa"
     command = [str(qa_bin)] if qa_bin.exists() else [sys.executable, "-m", "qa.cli"]
     return subprocess.run(

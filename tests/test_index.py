@@ -172,7 +172,9 @@ def test_save_load_gives_the_same_ranking(real_index: index_mod.Index, tmp_path:
     for q in ["Quand Poutine est-il allé à Pyongyang ?", "How many shells?", "Kim Kozlov"]:
         a = retrieve(real_index, prepare(real_index, q), k=10)
         b = retrieve(reloaded, prepare(reloaded, q), k=10)
-        assert [(p.chunk, round(p.score, 6)) for p in a] == [(p.chunk, round(p.score, 6)) for p in b]
+        assert [(p.chunk, round(p.score, 6)) for p in a] == [
+            (p.chunk, round(p.score, 6)) for p in b
+        ]
         assert answer_question(real_index, q) == answer_question(reloaded, q)
 
 
