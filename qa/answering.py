@@ -171,7 +171,10 @@ def _candidates(
             dense = float(index.sentence_vectors[si] @ query.vector)
             if (start, end) != (s.start, s.end):  # clipped by the chunk: cannot reuse its vector
                 dense *= (end - start) / (s.end - s.start)
-            sentence_terms = set(tokens(sentence))
+            sentence_terms = (
+                index.terms_of_sentence(si) if (start, end) == (s.start, s.end)
+                else frozenset(tokens(sentence))
+            )
             overlap = (
                 sum(w for g, w in zip(query.groups, weights, strict=True) if g & sentence_terms)
                 / total_weight if total_weight else 0.0

@@ -82,6 +82,17 @@ class Index:
     vocab: list[str] = field(default_factory=list)
     vocab_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     vocab_folded: list[str] = field(default_factory=list)
+    # Lexical terms of each sentence, filled as questions need them (CPython dict writes are
+    # atomic, so threads serving requests can share it).
+    sentence_terms: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def terms_of_sentence(self, i: int) -> frozenset[str]:
+        terms = self.sentence_terms.get(i)
+        if terms is None:
+            s = self.sentences[i]
+            terms = frozenset(tokens(self.documents[s.doc_id].text[s.start : s.end]))
+            self.sentence_terms[i] = terms
+        return terms
     # For each sentence, the chunks that hold it (fully or in part), in order.
     sentence_chunks: list[list[int]] = field(default_factory=list)
     chunk_sentences: list[list[int]] = field(default_factory=list)
@@ -89,10 +100,6 @@ class Index:
     @property
     def built_at(self) -> str:
         return str(self.manifest.get("built_at", ""))
-
-    def chunk_text(self, i: int) -> str:
-        c = self.chunks[i]
-        return c.text
 
 
 # ---------------------------------------------------------------------------- generations

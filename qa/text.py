@@ -79,11 +79,19 @@ def vocabulary(texts: list[str]) -> list[str]:
     return sorted(words)
 
 
+@lru_cache(maxsize=262144)
+def _term(word: str) -> str | None:
+    folded = fold(word)
+    if folded in STOPWORDS or (len(folded) < 2 and not folded.isdigit()):
+        return None
+    return _stem(folded)
+
+
 def tokens(text: str) -> list[str]:
     """Folded, stop-word-free, stemmed tokens for BM25 and lexical overlap."""
     out = []
-    for word in _TOKEN.findall(fold(text)):
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
-            continue
-        out.append(_stem(word))
+    for word in _TOKEN.findall(text):
+        term = _term(word)
+        if term is not None:
+            out.append(term)
     return out
