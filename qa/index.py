@@ -474,8 +474,35 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
     return _read_manifest(gen)
 
 
+_BLAS_LIMITED = False
+
+
+def single_threaded_blas() -> None:
+    """Limit BLAS to one thread in this process (once).
+
+    Query-time matrix products here are tiny; with more BLAS threads than free cores,
+    OpenBLAS threads spin waiting for each other. On this 2-core machine under load a
+    (2 x 512) @ (512 x 931) product went from ~0.1 ms to ~10 ms. Requests run in parallel
+    in the API's threadpool instead.
+    """
+    global _BLAS_LIMITED
+    if _BLAS_LIMITED:
+        return
+    _BLAS_LIMITED = True
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+    except Exception:  # threadpoolctl missing or no BLAS found: nothing to limit
+        pass
+
+
 def load_index(index_dir: Path, *, embedder: Embedder) -> Index:
-    """Load the live index, refusing one built with another format or embedder."""
+    """Load the live index, refusing one built with another format or embedder.
+
+    Side effect: BLAS is limited to one thread in this process (see single_threaded_blas).
+    """
+    single_threaded_blas()
     index_dir = Path(index_dir)
     gen = _current_generation(index_dir)
     if gen is None:
