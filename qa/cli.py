@@ -301,11 +301,14 @@ def serve_cmd(host: str, port: int, corpus: Path | None, index_dir: Path | None,
     from qa.api import create_app
 
     s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
-    # Build a missing index with a progress bar, and refuse a mismatched one with the usual
-    # one-line error, before uvicorn starts; the app's lifespan then reloads it (milliseconds).
+    # Build a missing index with a progress bar, and refuse a mismatched or damaged one with
+    # the usual one-line error, before uvicorn starts; the app's lifespan then reloads it
+    # (milliseconds) with the same embedder.
     emb = load_or_build(s).embedder
     # One process: the live index (and its swap on POST /index) lives in this process.
-    uvicorn.run(create_app(s, embedder=emb), host=host, port=port)
+    # Keep-alive outlasts clients' idle expiry (httpx: 5 s, uvicorn's default too); when both
+    # are equal, a busy client can reuse a connection the server is closing and see a reset.
+    uvicorn.run(create_app(s, embedder=emb), host=host, port=port, timeout_keep_alive=75)
 
 
 def main() -> None:
