@@ -47,22 +47,23 @@ def handle_errors(func: F) -> F:
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A click progress bar on stderr, driven by (done, total) callbacks."""
-    state: dict[str, Any] = {"bar": None, "done": 0}
+    bars: list[Any] = []
+    seen = [0]
 
     def update(done: int, total: int) -> None:
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(
+        if not bars:
+            bars.append(click.progressbar(
                 length=max(total, 1), label=label, file=sys.stderr, show_pos=True
-            )
-            state["bar"].__enter__()
-        state["bar"].update(done - state["done"])
-        state["done"] = done
+            ))
+            bars[0].__enter__()
+        bars[0].update(done - seen[0])
+        seen[0] = done
 
     try:
         yield update
     finally:
-        if state["bar"] is not None:
-            state["bar"].__exit__(None, None, None)
+        if bars:
+            bars[0].__exit__(None, None, None)
 
 
 def _settings(**overrides: Any) -> Settings:
