@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -324,3 +324,30 @@ def test_reindex_during_concurrent_asks_fails_no_request(server: Server) -> None
         assert r.status_code == 200
         assert_contract(r.json(), q, 5, document_text(c))
         assert "Grenoble" in (r.json()["answer"] or "")
+
+
+def test_eval_over_the_service_matches_the_library(server: Server) -> None:
+    """`qa eval --url` (black box over HTTP) scores exactly as a library run on the same index."""
+    from qa import evaluation as ev
+    from qa.embedding import make_embedder
+    from qa.index import load_index
+
+    root = Path(__file__).resolve().parent.parent
+    questions = ev.read_questions(root / "eval" / "questions.jsonl")[:24]
+    client = ev.ServiceClient(server.url, api_key=KEY)
+    try:
+        over_http = ev.run_eval(
+            ev.locate_evidence(questions, client.documents()), client.answer, k=10
+        )
+        index = load_index(server.base / "index", embedder=make_embedder("use-m3"))
+        in_process = ev.run_eval(
+            ev.locate_evidence(questions, ev.index_documents(index)),
+            ev.library_answer_fn(index), k=10,
+        )
+    finally:
+        client.close()
+    def scores(results: list[ev.QuestionResult]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in asdict(r).items() if k != "latency_ms"} for r in results]
+
+    assert len(over_http) == 24
+    assert scores(over_http) == scores(in_process)
