@@ -26,10 +26,13 @@ qa eval eval/heldout.jsonl --index "$runs/index-use-m3" --label "default on held
   echo "used to tune qa. Held-out: \`eval/heldout.jsonl\` (50 questions, written separately"
   echo "from the documents only and never used for tuning)."
   echo
-  qa eval-report "$runs/default.json" "$runs/dense.json" "$runs/lexical.json" "$runs/minilm.json"
+  echo "## Configurations compared on the tuning set"
   echo
-  echo "## Held-out question set"
+  qa eval-report "$runs/default.json" "$runs/dense.json" "$runs/lexical.json" \
+    "$runs/minilm.json" | sed 's/^#/###/'
   echo
-  qa eval-report "$runs/heldout.json"
+  echo "## The default pipeline on the held-out set"
+  echo
+  qa eval-report "$runs/heldout.json" | sed 's/^#/###/' 
 } > eval/REPORT.md
 echo "wrote eval/REPORT.md"

@@ -79,8 +79,12 @@ _DATE = re.compile(rf"{_YEAR}|\b(?:{_MONTHS})\b|\b(?:lundi|mardi|mercredi|jeudi|
 # A quantity: a number that is neither a year nor a day of a month, or a number word.
 _QUANTITY = re.compile(
     rf"(?<![\d-])(?!{_YEAR})\d[\d\u00a0\u202f ,.]*(?!\d)(?!\s*(?:er\s+)?(?:{_MONTHS})\b)"
-    r"|\b(?:millions?|milliards?|milliers?|dizaines?|centaines?|deux|trois|quatre|cinq|six|"
-    r"sept|huit|neuf|dix|douze|vingt|cent|mille|moitie|half|thousands?|hundreds?|dozens?)\b"
+    r"|\b(?:millions?|milliards?|milliers?|dizaines?|centaines?|douzaines?|vingtaine|"
+    r"cinquantaine|mille|moitie|half|thousands?|hundreds?|dozens?)\b"
+    # Small number words count, except after an article: "six officiers" is a quantity,
+    # "les deux pays" is not.
+    r"|(?<!les )(?<!ces )(?<!des )(?<!the )\b(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|"
+    r"douze|vingt|cent|two|three|four|five|six|seven|eight|nine|ten)\b"
 )
 _NAME = re.compile(r"\b[A-ZÀ-Ý][\wà-ÿ’'-]+(?:[ -][A-ZÀ-Ý][\wà-ÿ’'-]+)+")
 _ASKS = [

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from qa.documents import Document
 
+# Bump when chunk or sentence boundaries change for the same text: indexes record it, and an
+# update re-splits and re-embeds every document instead of reusing old units.
+SPLITTER_VERSION = 1
+
 # Paragraph, line, sentence, clause, word, character: the splitter tries them in order.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
 

@@ -51,6 +51,8 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     seen = [0]
 
     def update(done: int, total: int) -> None:
+        if not sys.stderr.isatty():  # logs and pipes get the summary line only
+            return
         if not bars:
             bars.append(click.progressbar(
                 length=max(total, 1), label=label, file=sys.stderr, show_pos=True

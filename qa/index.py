@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.chunking import Chunk, Span, chunk_document, split_sentences
+from qa.chunking import SPLITTER_VERSION, Chunk, Span, chunk_document, split_sentences
 from qa.documents import Document, SkippedFile, read_corpus
 from qa.embedding import Embedder
 from qa.errors import IndexMismatchError, IndexNotFoundError, QAError
@@ -245,7 +245,7 @@ def build_index(
             f"chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size})"
         )
     corpus = read_corpus(corpus_dir)
-    chunking = {"size": chunk_size, "overlap": chunk_overlap}
+    chunking = {"size": chunk_size, "overlap": chunk_overlap, "splitter": SPLITTER_VERSION}
     old_hashes, old_units, old_words = _previous_units(
         index_dir, embedder=embedder, chunking=chunking
     )

@@ -105,6 +105,8 @@ def test_expected_kinds() -> None:
     assert expected_kind("Why does China care?") is None
     assert has_kind("près de trois millions d’obus", "quantity")
     assert has_kind("7 000 conteneurs", "quantity")
+    assert has_kind("six officiers ont été tués", "quantity")
+    assert not has_kind("les deux pays", "quantity")
     # A date is not a quantity: "le 7 novembre" answers "when", not "how many".
     assert not has_kind("Zelensky a déclaré le 7 novembre", "quantity")
     assert not has_kind("en 2024", "quantity")

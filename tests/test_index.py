@@ -24,7 +24,7 @@ def test_manifest_records_what_load_checks(corpus_dir: Path, tmp_path: Path,
     manifest = read_manifest(tmp_path / "ix")
     assert manifest["format_version"] == index_mod.FORMAT_VERSION
     assert manifest["embedder"] == {"id": "hash-64", "dim": 64}
-    assert manifest["chunking"] == {"size": 400, "overlap": 50}
+    assert manifest["chunking"] == {"size": 400, "overlap": 50, "splitter": 1}
     assert len(manifest["documents"]) == 5 == report.documents
     assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
 
@@ -157,9 +157,16 @@ def test_unchanged_corpus_embeds_nothing(corpus_dir: Path, tmp_path: Path) -> No
     assert len(_generations(tmp_path / "ix")) == index_mod.KEEP_GENERATIONS
 
 
-def test_changed_chunking_reembeds_everything(corpus_dir: Path, tmp_path: Path) -> None:
+def test_changed_chunking_reembeds_everything(
+    corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     emb = CountingEmbedder()
     build_index(corpus_dir, tmp_path / "ix", embedder=emb)
+    report = build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=300,
+                         chunk_overlap=0)
+    assert report.added == 5 and report.unchanged == 0
+    # A new splitter (same settings) must not reuse units split by the old one.
+    monkeypatch.setattr(index_mod, "SPLITTER_VERSION", 2)
     report = build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=300,
                          chunk_overlap=0)
     assert report.added == 5 and report.unchanged == 0
