@@ -58,6 +58,7 @@ class AnswerParams:
     lexical: float = 0.6  # weight of the question's terms found in the sentence
     type_match: float = 0.2  # +/- when the sentence holds / lacks what the question asks for
     passage: float = 0.0  # bonus for sentences in higher-ranked passages
+    heading: float = 0.2  # penalty for a heading ("Un soutien militaire renforcé"): not an answer
     threshold: float = 0.575  # below this confidence, abstain (calibrated: README, Tuning)
     pool: int = 10  # passages whose sentences compete for the answer
     lexical_weight: float = 2.0  # weight of BM25 in passage fusion (times lexical coverage)
@@ -99,6 +100,11 @@ _ASKS = [
                 r"name of|nom du|nom de)\b"),
      "name"),
 ]
+
+
+def is_heading(sentence: str) -> bool:
+    """A short line with no closing punctuation: a title or section heading."""
+    return len(sentence) < 80 and sentence.rstrip()[-1:] not in ".!?…»\")*:;"
 
 
 def expected_kind(question: str) -> str | None:
@@ -189,6 +195,7 @@ def _candidates(
                 + params.lexical * overlap
                 + params.type_match * typed
                 + params.passage / (1 + pos)
+                - params.heading * is_heading(sentence)
             )
             out.append(_Candidate(score, pos, c.doc_id, start, end))
     return out
