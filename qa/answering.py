@@ -144,6 +144,10 @@ def validate_question(question: str, k: int) -> str:
     """The question stripped, or InvalidQuestionError."""
     if not isinstance(question, str) or not question.strip():
         raise InvalidQuestionError("the question is empty")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: a mangled argument or JSON escape
+        raise InvalidQuestionError("the question is not valid Unicode text") from exc
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidQuestionError(
             f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}"

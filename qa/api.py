@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -52,6 +55,29 @@ _ERROR_STATUS: list[tuple[type[QAError], int]] = [
     (IndexNotFoundError, 503),
     (IndexMismatchError, 503),
 ]
+
+
+def _safe(value: Any) -> Any:
+    """A JSON-safe copy: non-finite floats and unencodable strings become their repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {str(_safe(k)): _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)
+
+
+def _safe_errors(errors: Any) -> Any:
+    return _safe(jsonable_encoder(errors, custom_encoder={float: lambda f: _safe(f)}))
 
 
 def status_for(exc: QAError) -> int:
@@ -450,6 +476,12 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The default handler echoes the offending input, and JSON cannot carry every input
+        # Python parsed (NaN, 1e400, lone surrogates): that would turn a 422 into a 500.
+        return JSONResponse({"detail": _safe_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(ReindexRunningError)
     async def reindex_running(request: Request, exc: ReindexRunningError) -> JSONResponse:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from qa.documents import Document
 
-# Bump when chunk or sentence boundaries change for the same text: indexes record it, and an
-# update re-splits and re-embeds every document instead of reusing old units.
-SPLITTER_VERSION = 1
+# Bump when metadata parsing, chunk or sentence boundaries change for the same text: indexes
+# record it, and an update re-splits and re-embeds every document instead of reusing old units.
+SPLITTER_VERSION = 2
 
 # Paragraph, line, sentence, clause, word, character: the splitter tries them in order.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
@@ -51,16 +51,26 @@ def chunk_document(document: Document, *, size: int, overlap: int) -> list[Chunk
     base = document.body_start
     body = text[base:]
     chunks: list[Chunk] = []
-    cursor = 0
+    prev_start, prev_end = -1, 0
     for piece in splitter.split_text(body):
-        # Pieces come in document order and each starts after the previous one's start,
-        # so a forward search from there finds the right occurrence of repeated text.
-        at = body.find(piece, cursor)
-        if at < 0:  # pragma: no cover - guarded by the offsets property test
-            raise RuntimeError(f"chunk not found in {document.doc_id} after offset {cursor}")
+        # Pieces come in document order. A piece repeats at most `overlap` characters of the
+        # previous one (so it starts at or after prev_end - overlap) and always adds new text
+        # (so it ends after prev_end): the first copy that fits both is the right one when
+        # the text repeats itself.
+        at = body.find(piece, max(prev_start + 1, prev_end - overlap))
+        while at >= 0 and at + len(piece) <= prev_end:
+            at = body.find(piece, at + 1)
+        if at < 0:
+            at = body.find(piece, prev_start + 1)
+        if at < 0:
+            if body.find(piece, max(prev_start, 0)) == prev_start:
+                continue  # the splitter emitted the same piece twice at the same place
+            raise RuntimeError(  # pragma: no cover - guarded by the property tests
+                f"chunk not found in {document.doc_id} after offset {prev_start}"
+            )
         start = base + at
         chunks.append(Chunk(document.doc_id, start, start + len(piece), piece))
-        cursor = at + 1
+        prev_start, prev_end = at, at + len(piece)
     return chunks
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from qa.config import Settings
 from qa.errors import QAError
@@ -33,6 +35,12 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except QAError as exc:
             _fail(str(exc))
+        except ValidationError as exc:  # a QA_* variable or option Settings refuses
+            err = exc.errors()[0]
+            name = "QA_" + "_".join(str(p) for p in err["loc"]).upper()
+            _fail(f"invalid setting {name}={err.get('input')!r}: {err['msg']}")
+        except SettingsError as exc:
+            _fail(f"invalid setting: {exc} (list values are JSON, e.g. '[\"https://x\"]')")
         except KeyboardInterrupt:
             _fail("interrupted; the existing index is unchanged", 130)
         except Exception as exc:  # an unexpected bug: still one line, with a way to see more
@@ -93,7 +101,8 @@ def _print_report(report: Any) -> None:
     click.echo(
         f"indexed {report.documents} documents, {report.chunks} chunks in {report.seconds:.1f}s "
         f"(added {report.added}, changed {report.changed}, unchanged {report.unchanged}, "
-        f"removed {report.removed}; skipped {len(report.skipped)} file(s))",
+        f"removed {report.removed}; skipped {len(report.skipped)} file(s); "
+        f"embedded {report.embedded_chunks} chunk(s))",
         err=True,
     )
     for skipped in report.skipped:
@@ -127,7 +136,7 @@ def index_cmd(
 def load_or_build(s: Settings) -> Any:
     """Open the index for commands that read it, building it first if there is none."""
     from qa.embedding import make_embedder
-    from qa.index import index_exists, open_index
+    from qa.index import check_corpus, index_exists, open_index
 
     emb = make_embedder(s.embedder)
     if not index_exists(s.index):
@@ -137,6 +146,8 @@ def load_or_build(s: Settings) -> Any:
                                    chunk_overlap=s.chunk_overlap, progress=progress)
     if report is not None:
         _print_report(report)
+    elif "corpus" in s.model_fields_set:  # named by --corpus or QA_CORPUS: must match
+        check_corpus(index, s.corpus)
     return index
 
 
@@ -234,6 +245,9 @@ def eval_cmd(
 
     questions = ev.read_questions(questions_file)  # a bad file fails before any loading
     old = ev.load_report(compare_to) if compare_to else None
+    if old is not None:  # before any work: a comparison that cannot be made fails now
+        for warning in ev.check_comparable(old, k=k, questions_file=str(questions_file)):
+            click.echo(f"warning: {warning}", err=True)
     config: dict[str, Any] = {"questions_file": str(questions_file)}
     answer_fn: ev.AnswerFn
     if url:
@@ -257,9 +271,9 @@ def eval_cmd(
     with progress_bar("questions") as progress:
         results = ev.run_eval(questions, answer_fn, k=k, progress=progress)
     report = ev.make_report(results, k=k, config=config)
-    comparison = ev.compare_reports(old, report) if old else None
-    if out:
+    if out:  # written before comparing: a failed comparison never loses the run
         ev.write_report(report, out)
+    comparison = ev.compare_reports(old, report) if old else None
     if markdown:
         ev.write_markdown(report, markdown, comparison=comparison)
     click.echo(ev.format_table(report))
@@ -286,6 +300,22 @@ def eval_report_cmd(reports: tuple[Path, ...], markdown: Path | None) -> None:
         click.echo(ev.comparison_markdown(loaded), nl=False)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise QAError(f"cannot listen on {host}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise QAError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for every interface).")
@@ -304,6 +334,7 @@ def serve_cmd(host: str, port: int, corpus: Path | None, index_dir: Path | None,
     from qa.api import create_app
 
     s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+    _check_port_free(host, port)
     # Build a missing index with a progress bar, and refuse a mismatched or damaged one with
     # the usual one-line error, before uvicorn starts; the app's lifespan then reloads it
     # (milliseconds) with the same embedder.

@@ -18,8 +18,8 @@ class Settings(BaseSettings):
     corpus: Path = Path("corpus")
     index: Path = Path("index")
     embedder: str = DEFAULT_EMBEDDER
-    # Chosen by measurement on eval/questions.jsonl (see README, "Tuning").
-    chunk_size: int = Field(default=600, ge=50, le=20_000)
-    chunk_overlap: int = Field(default=100, ge=0, le=10_000)
+    # None keeps the live index's chunking, else 600/100 (measured: README, Quality).
+    chunk_size: int | None = Field(default=None, ge=50, le=20_000)
+    chunk_overlap: int | None = Field(default=None, ge=0, le=10_000)
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)

@@ -15,8 +15,11 @@ EXTENSIONS = (".txt", ".md")
 
 # A leading "date 2024-03" (as in the shipped 001_*.txt, where it shares the first line with
 # the text) or YAML front matter. Both are metadata, kept out of chunks.
-_DATE_PREFIX = re.compile(r"\A\s*date\s*[:=]?\s*(\d{4}-\d{2}(?:-\d{2})?)\b[ \t]*\n?\s*", re.I)
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)\s*", re.S)
+# A byte-order mark (files saved by some Windows editors) may come first.
+_DATE_PREFIX = re.compile(
+    r"\A\ufeff?\s*date\s*[:=]?\s*(\d{4}-\d{2}(?:-\d{2})?)\b[ \t]*\n?\s*", re.I
+)
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)\s*", re.S)
 _DATE_VALUE = re.compile(r"\A\d{4}-\d{2}(?:-\d{2})?\Z")
 
 
@@ -135,6 +138,8 @@ def read_corpus(corpus_dir: Path) -> Corpus:
     a corpus with no readable document raises CorpusError.
     """
     corpus_dir = Path(corpus_dir)
+    if corpus_dir.exists() and not corpus_dir.is_dir():
+        raise CorpusError(f"the corpus must be a folder, and {corpus_dir} is a file")
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
     root = corpus_dir.resolve()

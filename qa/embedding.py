@@ -234,9 +234,11 @@ def make_embedder(
         return SentenceTransformerEmbedder(
             spec[3:], query_prefix=query_prefix, passage_prefix=passage_prefix
         )
-    if spec == "hash" or spec.startswith("hash-"):
-        dim = int(spec.split("-", 1)[1]) if "-" in spec else 256
-        return HashEmbedder(dim)
+    if spec == "hash":
+        return HashEmbedder()
+    if spec.startswith("hash-") and spec[5:].isdigit() and 8 <= int(spec[5:]) <= 4096:
+        return HashEmbedder(int(spec[5:]))
     raise EmbedderError(
-        f"unknown embedder {spec!r}: use 'use-m3', 'st:<model name or path>' or 'hash'"
+        f"unknown embedder {spec!r}: use 'use-m3', 'st:<model name or path>', 'hash' "
+        "or 'hash-<dim>' (8 to 4096)"
     )

@@ -223,7 +223,9 @@ def parse_questions(text: str, *, source: str = "questions") -> list[Question]:
     questions: list[Question] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # Split on newlines only: str.splitlines() also splits on U+2028 and U+0085, which JSON
+    # strings may hold raw (json.dumps(..., ensure_ascii=False) writes them).
+    for line_no, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -591,7 +593,26 @@ def load_report(path: Path) -> dict[str, Any]:
         k in report for k in ("config", "summary", "questions")
     ):
         raise QAError(f"{path} is not a `qa eval --out` report (format {REPORT_FORMAT})")
+    required = ("id", "lang", "question", "unanswerable", "correct", "first_relevant_rank",
+                "latency_ms")
+    for n, row in enumerate(report["questions"], start=1):
+        missing = [k for k in required if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise QAError(f"{path}: question row {n} lacks {', '.join(missing)}; "
+                          "is it a `qa eval --out` report?")
     return report
+
+
+def check_comparable(old: Mapping[str, Any], *, k: int, questions_file: str) -> list[str]:
+    """Refuse a comparison across different k; warnings when the question sets differ."""
+    old_k = old["config"].get("k")
+    if old_k != k:
+        raise QAError(f"cannot compare with a report made with k={old_k} (this run: k={k}); "
+                      f"rerun with --k {old_k}")
+    old_file = old["config"].get("questions_file")
+    if old_file and old_file != questions_file:
+        return [f"the earlier report used {old_file}, this run uses {questions_file}"]
+    return []
 
 
 # ---------------------------------------------------------------------------- comparison
@@ -668,6 +689,7 @@ def compare_reports(
                             "delta": round(n_lat - o_lat, 1), "p_value": None, "n": len(paired)})
     better: list[dict[str, Any]] = []
     worse: list[dict[str, Any]] = []
+    changed_text = [i for i in paired if old_rows[i]["question"] != new_rows[i]["question"]]
     for i in paired:
         a, b = old_rows[i], new_rows[i]
         change = {
@@ -690,6 +712,7 @@ def compare_reports(
         "only_new": [i for i in new_rows if i not in old_rows],
         "permutations": permutations, "seed": seed,
         "metrics": metrics, "better": better, "worse": worse,
+        "changed_text": changed_text,
     }
 
 
@@ -773,6 +796,9 @@ def format_comparison(comparison: Mapping[str, Any]) -> str:
     if c["only_old"] or c["only_new"]:
         lines.append(f"not paired: {len(c['only_old'])} only in the old run, "
                      f"{len(c['only_new'])} only in this one")
+    if c.get("changed_text"):
+        lines.append(f"warning: {len(c['changed_text'])} paired question(s) changed wording: "
+                     + ", ".join(c["changed_text"][:10]))
     rows = [[metric_label(m["metric"]), _fmt(m["old"], m["metric"]), _fmt(m["new"], m["metric"]),
              _delta(m), _p(m)] for m in c["metrics"]]
     lines.append(_text_table(["metric", "old", "new", "delta", "p"], rows))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -37,7 +38,7 @@ import numpy as np
 from qa.chunking import SPLITTER_VERSION, Chunk, Span, chunk_document, split_sentences
 from qa.documents import Document, SkippedFile, read_corpus
 from qa.embedding import Embedder
-from qa.errors import IndexMismatchError, IndexNotFoundError, QAError
+from qa.errors import CorpusError, IndexMismatchError, IndexNotFoundError, QAError
 from qa.text import fold, tokens, vocabulary
 
 FORMAT_VERSION = 1
@@ -183,19 +184,23 @@ class _DocUnits:
 def _previous_units(
     index_dir: Path, *, embedder: Embedder, chunking: dict[str, int]
 ) -> tuple[dict[str, str], dict[str, _DocUnits], dict[str, np.ndarray]]:
-    """Per-document hashes, units and word vectors of the live index if compatible; else empty."""
+    """Per-document hashes of the live index (to count changes), and its units and word
+    vectors when they can be reused (same format, embedder and chunking); else empty."""
     gen = _current_generation(index_dir)
     if gen is None:
         return {}, {}, {}
     try:
         manifest = _read_manifest(gen)
+        hashes = {d: str(info["sha256"]) for d, info in manifest["documents"].items()}
+    except (QAError, KeyError, TypeError, AttributeError):
+        return {}, {}, {}
+    try:
         check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim, where=gen)
         if manifest.get("chunking") != chunking:
-            return {}, {}, {}
+            return hashes, {}, {}
         old = _load_generation(gen, manifest, embedder)
     except QAError:
-        return {}, {}, {}
-    hashes = {d: info["sha256"] for d, info in manifest["documents"].items()}
+        return hashes, {}, {}
     units: dict[str, _DocUnits] = {}
     for doc_id in old.documents:
         c_idx = [i for i, c in enumerate(old.chunks) if c.doc_id == doc_id]
@@ -208,6 +213,29 @@ def _previous_units(
         )
     words = dict(zip(old.vocab, old.vocab_vectors, strict=True))
     return hashes, units, words
+
+
+DEFAULT_CHUNK_SIZE = 600  # chosen on eval/questions.jsonl (README, Quality)
+DEFAULT_CHUNK_OVERLAP = 100
+
+
+def _chunking_or_live(
+    index_dir: Path, size: int | None, overlap: int | None
+) -> tuple[int, int]:
+    """Fill unset chunking parameters from the live index, else the defaults."""
+    if size is None or overlap is None:
+        live: dict[str, Any] = {}
+        gen = _current_generation(index_dir)
+        if gen is not None:
+            try:
+                live = dict(_read_manifest(gen).get("chunking") or {})
+            except QAError:
+                live = {}
+        if size is None:
+            size = int(live.get("size", DEFAULT_CHUNK_SIZE))
+        if overlap is None:
+            overlap = int(live.get("overlap", min(DEFAULT_CHUNK_OVERLAP, size - 1)))
+    return size, overlap
 
 
 def _embed_batched(
@@ -230,20 +258,24 @@ def build_index(
     index_dir: Path,
     *,
     embedder: Embedder,
-    chunk_size: int = 600,
-    chunk_overlap: int = 100,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
     progress: Progress | None = None,
 ) -> BuildReport:
     """Index corpus_dir into index_dir, re-embedding only new or changed documents.
 
+    Chunk size and overlap left as None keep the live index's (else 600 and 100).
     Raises CorpusError (no readable document) before anything is written.
     """
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+    chunk_size, chunk_overlap = _chunking_or_live(index_dir, chunk_size, chunk_overlap)
     if chunk_overlap >= chunk_size:
         raise QAError(
             f"chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size})"
         )
+    if index_dir.exists() and not index_dir.is_dir():
+        raise QAError(f"the index must be a folder, and {index_dir} is a file")
     corpus = read_corpus(corpus_dir)
     chunking = {"size": chunk_size, "overlap": chunk_overlap, "splitter": SPLITTER_VERSION}
     old_hashes, old_units, old_words = _previous_units(
@@ -254,14 +286,16 @@ def build_index(
     todo: list[tuple[Document, list[Chunk], list[Span]]] = []
     added = changed = unchanged = 0
     for doc in corpus.documents:
-        if old_hashes.get(doc.doc_id) == doc.sha256 and doc.doc_id in old_units:
-            units[doc.doc_id] = old_units[doc.doc_id]
+        previous = old_hashes.get(doc.doc_id)
+        if previous == doc.sha256:
             unchanged += 1
-            continue
-        if doc.doc_id in old_hashes:
-            changed += 1
-        else:
+        elif previous is None:
             added += 1
+        else:
+            changed += 1
+        if previous == doc.sha256 and doc.doc_id in old_units:
+            units[doc.doc_id] = old_units[doc.doc_id]
+            continue
         chunks = chunk_document(doc, size=chunk_size, overlap=chunk_overlap)
         todo.append((doc, chunks, split_sentences(doc)))
     current_ids = {d.doc_id for d in corpus.documents}
@@ -292,6 +326,11 @@ def build_index(
 
     documents = corpus.documents
     all_chunks = [c for d in documents for c in units[d.doc_id].chunks]
+    if not all_chunks:
+        raise CorpusError(
+            f"no text to index in {corpus_dir}: its documents hold only metadata; "
+            "nothing was indexed"
+        )
     all_sents = [s for d in documents for s in units[d.doc_id].sentences]
     dim = embedder.dim
     c_vecs = np.vstack([units[d.doc_id].chunk_vectors for d in documents]).reshape(-1, dim)
@@ -301,6 +340,7 @@ def build_index(
         "format_version": FORMAT_VERSION,
         "embedder": {"id": embedder.id, "dim": dim},
         "chunking": chunking,
+        "corpus": str(corpus_dir.resolve()),
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "counts": {"documents": len(documents), "chunks": len(all_chunks),
                    "sentences": len(all_sents)},
@@ -379,15 +419,22 @@ def _write_generation(
     _prune(index_dir, keep=name)
 
 
+_GENERATION = re.compile(r"g-\d{8}T\d{6}-[0-9a-f]{6}")
+
+
 def _prune(index_dir: Path, *, keep: str) -> None:
+    # Only folders this code made (exact name, with a manifest) are ever deleted, in case
+    # --index points at a folder that holds other things.
     gens = sorted(
-        (p for p in index_dir.iterdir() if p.is_dir() and p.name.startswith("g-")),
+        (p for p in index_dir.iterdir()
+         if p.is_dir() and _GENERATION.fullmatch(p.name) and (p / MANIFEST).is_file()),
         key=lambda p: p.name,
     )
     old = [p for p in gens if p.name != keep][: max(0, len(gens) - KEEP_GENERATIONS)]
     stale_tmp = [
         p for p in index_dir.iterdir()
-        if p.name.startswith(".tmp-g-") and time.time() - p.stat().st_mtime > 3600
+        if p.is_dir() and _GENERATION.fullmatch(p.name.removeprefix(".tmp-"))
+        and p.name.startswith(".tmp-") and time.time() - p.stat().st_mtime > 3600
     ]
     for p in old + stale_tmp:
         shutil.rmtree(p, ignore_errors=True)
@@ -512,13 +559,23 @@ def load_index(index_dir: Path, *, embedder: Embedder) -> Index:
     return _load_generation(gen, manifest, embedder)
 
 
+def check_corpus(index: Index, corpus_dir: Path) -> None:
+    """Refuse to answer from an index built from another corpus folder than the one named."""
+    built_from = index.manifest.get("corpus")
+    if built_from and Path(built_from) != Path(corpus_dir).resolve():
+        raise IndexMismatchError(
+            f"the index at {index.path.parent} was built from {built_from}, not {corpus_dir}; "
+            f"run `qa index --corpus {corpus_dir} --index <folder>`"
+        )
+
+
 def open_index(
     corpus_dir: Path,
     index_dir: Path,
     *,
     embedder: Embedder,
-    chunk_size: int = 600,
-    chunk_overlap: int = 100,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[Index, BuildReport | None]:
     """Load the index, building it first when there is none yet (the report says so)."""

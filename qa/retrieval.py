@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -71,10 +72,15 @@ class Filters:
         return bool(self.doc_ids is not None or self.date_from or self.date_to)
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_date(value: dt.date | str | None, name: str) -> dt.date | None:
     """A YYYY-MM-DD filter bound, or InvalidQuestionError naming the field."""
     if value is None or isinstance(value, dt.date):
         return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise InvalidQuestionError(f"{name} must be a date YYYY-MM-DD, got {value!r}")
     try:
         return dt.date.fromisoformat(value)
     except (TypeError, ValueError) as exc:

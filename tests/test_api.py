@@ -299,6 +299,12 @@ def test_question_of_exactly_the_limit_is_accepted(client: TestClient) -> None:
         (b'{"question": "Qui ?"}', None, {415}),
         (b'{"question": "Qui ?"}', "application/problem+json", {200}),
         (b'{"question": "Qui ?"}', "application/json; charset=utf-8", {200}),
+        # Python's JSON parser accepts these; the 422 must still be valid JSON, not a 500.
+        (b'{"question": "x", "k": NaN}', "application/json", {422}),
+        (b'{"question": "x", "k": 1e400}', "application/json", {422}),
+        (b'{"question": Infinity}', "application/json", {422}),
+        (b'{"question": "\\ud800 Poutine"}', "application/json", {422}),
+        (b'{"question": "x", "date_from": "\\udc00"}', "application/json", {422}),
     ],
 )
 def test_malformed_bodies_and_content_types(

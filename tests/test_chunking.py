@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -33,6 +34,21 @@ def test_offsets_invariant_on_generated_texts(text: str, size: int, overlap: int
     _check(text, size, overlap)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["Kim a reçu Lavrov. ", "Poutine, Kim.\n\n", "Oui. ", "x "]),
+                min_size=1, max_size=60).map("".join),
+       st.integers(20, 120), st.integers(0, 60))
+def test_offsets_invariant_on_repetitive_texts(text: str, size: int, overlap: int) -> None:
+    """Repeated sentences are where a naive forward search picks the wrong copy: offsets stay
+    exact, and each chunk adds text past the previous one's end."""
+    overlap = min(overlap, size - 1)
+    doc = make_document("r.txt", text)
+    chunks = chunk_document(doc, size=size, overlap=overlap)
+    _check(text, size, overlap)
+    for a, b in pairwise(chunks):
+        assert b.end > a.end
+
+
 def test_offsets_invariant_on_the_real_corpus() -> None:
     for doc in read_corpus(CORPUS).documents:
         for size, overlap in [(200, 0), (600, 100), (1000, 200), (4000, 0)]:
@@ -49,6 +65,24 @@ def test_chunks_cover_the_body() -> None:
         missing = [i for i in range(doc.body_start, len(doc.text))
                    if not covered[i] and not doc.text[i].isspace()]
         assert missing == []
+
+
+def test_repeated_paragraphs_get_their_own_offsets() -> None:
+    """Eight identical paragraphs: every chunk maps to its own copy and the end is covered
+    (a search from 'previous start + 1' would map the second chunk onto the first copy)."""
+    paragraph = "Kim Jong-un a reçu Lavrov à Pyongyang. Les deux hommes ont parlé de Koursk.\n\n"
+    doc = make_document("dup.txt", paragraph * 8)
+    chunks = chunk_document(doc, size=200, overlap=40)
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+    assert chunks[-1].end == len(doc.text.rstrip())
+    assert all(b.start > a.start for a, b in pairwise(chunks))
+
+
+def test_large_overlap_on_odd_text_does_not_crash() -> None:
+    """Found by review: langchain can emit the same piece twice with overlap close to size."""
+    text = "\n\n\n!8\t2X9é -.;4»3\r🚀\n13cc;02’3\t52,Y4-0. 094c0X'd!-,\r\n\n"
+    _check(text, 50, 49)
 
 
 def test_date_prefix_stays_out_of_chunks() -> None:

@@ -80,6 +80,7 @@ def test_index_reports_counts_and_updates_incrementally(workdir: Path) -> None:
     r = qa("index", cwd=workdir)
     assert r.returncode == 0, r.stderr
     assert "added 1, changed 0, unchanged 4, removed 1" in r.stderr
+    assert "embedded 1 chunk(s)" in r.stderr
     assert "warning: skipped bad.txt: binary file" in r.stderr
 
 
@@ -90,6 +91,9 @@ def test_index_reports_counts_and_updates_incrementally(workdir: Path) -> None:
     (["ask", "ok?", "--doc-id", "../../etc/passwd"], "unknown doc_id"),
     (["index", "--corpus", "does-not-exist"], "corpus folder not found"),
     (["ask", "ok?", "--embedder", "nope"], "unknown embedder"),
+    (["ask", "ok?", "--embedder", "hash-0"], "unknown embedder"),
+    (["index", "--corpus", "corpus/003_c79683804ee38f58.txt"], "must be a folder"),
+    (["ask", "Poutine \udcff"], "not valid Unicode"),
 ])
 def test_errors_are_one_line_and_nonzero(workdir: Path, args: list[str], message: str) -> None:
     r = qa(*args, cwd=workdir)
@@ -113,6 +117,42 @@ def test_bad_corpus_leaves_the_existing_index_untouched(workdir: Path, tmp_path:
     assert r.stderr.strip().splitlines()[-1].startswith("error: no readable")
     assert (workdir / "index" / CURRENT).read_text() == before
     assert qa("ask", "Kozlov", "--json", cwd=workdir).returncode == 0
+
+
+def test_index_of_another_corpus_is_refused(workdir: Path, tmp_path: Path) -> None:
+    """Naming a corpus that is not the one the index was built from is an error, not a
+    silent answer from the old corpus."""
+    assert qa("index", cwd=workdir).returncode == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.txt").write_text("Le sommet de Vladivostok a eu lieu.", encoding="utf-8")
+    r = qa("ask", "Vladivostok ?", "--corpus", str(other), cwd=workdir)
+    assert r.returncode == 1 and "was built from" in r.stderr and "qa index" in r.stderr
+    r = qa("ask", "Vladivostok ?", cwd=workdir, env={"QA_CORPUS": str(other)})
+    assert r.returncode == 1 and "was built from" in r.stderr
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"QA_CHUNK_SIZE": "abc"}, "invalid setting QA_CHUNK_SIZE='abc'"),
+    ({"QA_CHUNK_SIZE": "10"}, "invalid setting QA_CHUNK_SIZE='10'"),
+    ({"QA_CORS_ORIGINS": "https://x"}, "invalid setting"),
+])
+def test_bad_settings_are_one_line(workdir: Path, env: dict[str, str], message: str) -> None:
+    r = qa("index", cwd=workdir, env=env)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_serve_on_a_busy_port_is_one_line(workdir: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = qa("serve", "--port", str(port), cwd=workdir)
+    assert r.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_index_of_another_embedder_is_refused(workdir: Path) -> None:

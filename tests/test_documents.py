@@ -25,6 +25,16 @@ def test_yaml_front_matter() -> None:
     assert text[doc.body_start :].startswith("Poutine")
 
 
+@pytest.mark.parametrize("text", [
+    "\ufeffdate 2023-07\nChoïgou est arrivé.",
+    "\ufeff---\ndate: 2023-07\n---\nChoïgou est arrivé.",
+])
+def test_metadata_after_a_byte_order_mark(text: str) -> None:
+    doc = make_document("bom.txt", text)
+    assert doc.date == "2023-07"
+    assert text[doc.body_start :] == "Choïgou est arrivé."
+
+
 def test_invalid_date_is_ignored() -> None:
     assert make_document("c.txt", "date 2024-13 Texte du document.").date is None
 

@@ -503,3 +503,28 @@ def test_real_model_on_shipped_questions(real_index: Any) -> None:
     summary = ev.summarize([r.__dict__ for r in results], k=10)["overall"]
     assert summary["answerable"] == 6 and summary["unanswerable"] == 2
     assert summary["recall@10"] >= 0.8
+
+
+def test_unicode_line_separators_inside_strings_are_not_line_breaks() -> None:
+    """json.dumps(ensure_ascii=False) writes U+2028 raw; str.splitlines() would split there."""
+    row = {"id": "u1", "question": "Qui ?\u2028Et quand ?", "answers": ["Kim"],
+           "evidence": ["Kim"], "unanswerable": False}
+    text = "\ufeff" + json.dumps(row, ensure_ascii=False) + "\n"
+    (q,) = ev.parse_questions(text)
+    assert q.question == "Qui ?\u2028Et quand ?"
+
+
+def test_compare_refuses_another_k_and_damaged_reports(tmp_path: Path) -> None:
+    report = {"format": ev.REPORT_FORMAT, "config": {"k": 10, "questions_file": "a.jsonl"},
+              "summary": {"overall": {}}, "questions": [{"id": "q1"}]}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(report))
+    with pytest.raises(QAError, match="lacks"):
+        ev.load_report(path)
+    report["questions"] = []
+    path.write_text(json.dumps(report))
+    old = ev.load_report(path)
+    with pytest.raises(QAError, match="k=10"):
+        ev.check_comparable(old, k=1, questions_file="a.jsonl")
+    assert ev.check_comparable(old, k=10, questions_file="a.jsonl") == []
+    assert ev.check_comparable(old, k=10, questions_file="b.jsonl")

@@ -8,7 +8,7 @@ import pytest
 from qa import index as index_mod
 from qa.answering import answer_question
 from qa.embedding import Embedder, HashEmbedder
-from qa.errors import CorpusError, IndexMismatchError, IndexNotFoundError
+from qa.errors import CorpusError, IndexMismatchError, IndexNotFoundError, QAError
 from qa.index import CURRENT, build_index, index_exists, load_index, read_manifest
 from qa.retrieval import prepare, retrieve
 
@@ -24,7 +24,7 @@ def test_manifest_records_what_load_checks(corpus_dir: Path, tmp_path: Path,
     manifest = read_manifest(tmp_path / "ix")
     assert manifest["format_version"] == index_mod.FORMAT_VERSION
     assert manifest["embedder"] == {"id": "hash-64", "dim": 64}
-    assert manifest["chunking"] == {"size": 400, "overlap": 50, "splitter": 1}
+    assert manifest["chunking"] == {"size": 400, "overlap": 50, "splitter": 2}
     assert len(manifest["documents"]) == 5 == report.documents
     assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
 
@@ -162,14 +162,45 @@ def test_changed_chunking_reembeds_everything(
 ) -> None:
     emb = CountingEmbedder()
     build_index(corpus_dir, tmp_path / "ix", embedder=emb)
+    (corpus_dir / "004_2ebee54b9c6398b9.txt").unlink()
     report = build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=300,
                          chunk_overlap=0)
-    assert report.added == 5 and report.unchanged == 0
+    # Same texts, so the counts say unchanged (and removed 1), but every chunk is new.
+    assert (report.added, report.unchanged, report.removed) == (0, 4, 1)
+    assert report.embedded_chunks == report.chunks
     # A new splitter (same settings) must not reuse units split by the old one.
-    monkeypatch.setattr(index_mod, "SPLITTER_VERSION", 2)
-    report = build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=300,
-                         chunk_overlap=0)
-    assert report.added == 5 and report.unchanged == 0
+    monkeypatch.setattr(index_mod, "SPLITTER_VERSION", 99)
+    report = build_index(corpus_dir, tmp_path / "ix", embedder=emb)
+    assert report.embedded_chunks == report.chunks
+
+
+def test_unset_chunking_keeps_the_live_index_settings(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    build_index(corpus_dir, tmp_path / "ix", embedder=fake_embedder, chunk_size=300,
+                chunk_overlap=20)
+    report = build_index(corpus_dir, tmp_path / "ix", embedder=fake_embedder)
+    assert report.embedded_chunks == 0
+    assert read_manifest(tmp_path / "ix")["chunking"]["size"] == 300
+    build_index(corpus_dir, tmp_path / "fresh", embedder=fake_embedder)
+    assert read_manifest(tmp_path / "fresh")["chunking"]["size"] == index_mod.DEFAULT_CHUNK_SIZE
+
+
+def test_metadata_only_corpus_is_an_error(tmp_path: Path, fake_embedder: Embedder) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("date 2024-03-01\n", encoding="utf-8")
+    (corpus / "b.md").write_text("---\ntitle: Only meta\n---\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="only metadata"):
+        build_index(corpus, tmp_path / "ix", embedder=fake_embedder)
+    assert not index_exists(tmp_path / "ix")
+
+
+def test_index_path_that_is_a_file(corpus_dir: Path, tmp_path: Path,
+                                   fake_embedder: Embedder) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(QAError, match="is a file"):
+        build_index(corpus_dir, tmp_path / "file", embedder=fake_embedder)
 
 
 def test_save_load_gives_the_same_ranking(real_index: index_mod.Index, tmp_path: Path,
@@ -183,6 +214,17 @@ def test_save_load_gives_the_same_ranking(real_index: index_mod.Index, tmp_path:
             (p.chunk, round(p.score, 6)) for p in b
         ]
         assert answer_question(real_index, q) == answer_question(reloaded, q)
+
+
+def test_prune_keeps_foreign_folders(corpus_dir: Path, tmp_path: Path,
+                                     fake_embedder: Embedder) -> None:
+    ix = tmp_path / "ix"
+    (ix / "g-my-notes").mkdir(parents=True)
+    for _ in range(3):
+        (corpus_dir / "extra.txt").write_text(f"Texte {_} sur Pyongyang.", encoding="utf-8")
+        build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert (ix / "g-my-notes").is_dir()
+    assert len([p for p in ix.iterdir() if p.name.startswith("g-2")]) == 2
 
 
 def test_index_exists(corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder) -> None:
