@@ -136,7 +136,7 @@ def index_cmd(
 def load_or_build(s: Settings) -> Any:
     """Open the index for commands that read it, building it first if there is none."""
     from qa.embedding import make_embedder
-    from qa.index import check_corpus, index_exists, open_index
+    from qa.index import check_corpus, corpus_changes, index_exists, open_index
 
     emb = make_embedder(s.embedder)
     if not index_exists(s.index):
@@ -146,8 +146,14 @@ def load_or_build(s: Settings) -> Any:
                                    chunk_overlap=s.chunk_overlap, progress=progress)
     if report is not None:
         _print_report(report)
-    elif "corpus" in s.model_fields_set:  # named by --corpus or QA_CORPUS: must match
-        check_corpus(index, s.corpus)
+    else:
+        if "corpus" in s.model_fields_set:  # named by --corpus or QA_CORPUS: must match
+            check_corpus(index, s.corpus)
+        changes = corpus_changes(index, s.corpus)
+        if changes:
+            shown = ", ".join(changes[:3]) + (", ..." if len(changes) > 3 else "")
+            click.echo(f"warning: {len(changes)} file(s) changed in {s.corpus} since the index "
+                       f"was built ({shown}); run `qa index` to include them", err=True)
     return index
 
 

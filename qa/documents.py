@@ -131,6 +131,19 @@ def _read(path: Path) -> tuple[str | None, str]:
     return text, ""
 
 
+def corpus_paths(corpus_dir: Path) -> list[tuple[str, Path]]:
+    """(doc_id, path) of every .txt/.md file below corpus_dir, hidden ones excluded, sorted."""
+    root = Path(corpus_dir).resolve()
+    out = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if path.suffix.lower() in EXTENSIONS:
+            out.append((rel.as_posix(), path))
+    return out
+
+
 def read_corpus(corpus_dir: Path) -> Corpus:
     """Read every .txt/.md file below corpus_dir (recursively, hidden files excluded).
 
@@ -145,23 +158,18 @@ def read_corpus(corpus_dir: Path) -> Corpus:
     root = corpus_dir.resolve()
     documents: list[Document] = []
     skipped: list[SkippedFile] = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        if path.suffix.lower() not in EXTENSIONS:
-            continue
+    for doc_id, path in corpus_paths(root):
         if not path.resolve().is_relative_to(root):
-            skipped.append(SkippedFile(rel.as_posix(), "links outside the corpus folder"))
+            skipped.append(SkippedFile(doc_id, "links outside the corpus folder"))
             continue
         try:
             text, reason = _read(path)
         except OSError as exc:
             text, reason = None, f"unreadable ({exc.strerror})"
         if text is None:
-            skipped.append(SkippedFile(rel.as_posix(), reason))
+            skipped.append(SkippedFile(doc_id, reason))
             continue
-        documents.append(make_document(rel.as_posix(), text))
+        documents.append(make_document(doc_id, text))
     if not documents:
         detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
         raise CorpusError(

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from qa.chunking import SPLITTER_VERSION, Chunk, Span, chunk_document, split_sentences
-from qa.documents import Document, SkippedFile, read_corpus
+from qa.documents import Document, SkippedFile, corpus_paths, read_corpus
 from qa.embedding import Embedder
 from qa.errors import CorpusError, IndexMismatchError, IndexNotFoundError, QAError
 from qa.text import fold, tokens, vocabulary
@@ -268,6 +268,7 @@ def build_index(
     Raises CorpusError (no readable document) before anything is written.
     """
     started = time.perf_counter()
+    read_at_ns = time.time_ns()  # files modified after this are newer than the index
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     chunk_size, chunk_overlap = _chunking_or_live(index_dir, chunk_size, chunk_overlap)
     if chunk_overlap >= chunk_size:
@@ -342,6 +343,8 @@ def build_index(
         "chunking": chunking,
         "corpus": str(corpus_dir.resolve()),
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "built_at_ns": read_at_ns,
+        "skipped": [s.path for s in corpus.skipped],
         "counts": {"documents": len(documents), "chunks": len(all_chunks),
                    "sentences": len(all_sents)},
         "documents": {
@@ -557,6 +560,27 @@ def load_index(index_dir: Path, *, embedder: Embedder) -> Index:
     manifest = _read_manifest(gen)
     check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim, where=index_dir)
     return _load_generation(gen, manifest, embedder)
+
+
+def corpus_changes(index: Index, corpus_dir: Path) -> list[str]:
+    """Files of corpus_dir added, removed or modified since the index was built (by listing
+    and modification time: one stat per file, no reading)."""
+    built_ns = index.manifest.get("built_at_ns")
+    if not isinstance(built_ns, int) or not Path(corpus_dir).is_dir():
+        return []
+    known = set(index.documents) | set(index.manifest.get("skipped", []))
+    changed = []
+    seen = set()
+    for doc_id, path in corpus_paths(Path(corpus_dir)):
+        seen.add(doc_id)
+        try:
+            modified = path.stat().st_mtime_ns > built_ns
+        except OSError:
+            modified = True
+        if doc_id not in known or modified:
+            changed.append(doc_id)
+    changed.extend(sorted(d for d in index.documents if d not in seen))
+    return changed
 
 
 def check_corpus(index: Index, corpus_dir: Path) -> None:

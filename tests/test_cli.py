@@ -119,6 +119,17 @@ def test_bad_corpus_leaves_the_existing_index_untouched(workdir: Path, tmp_path:
     assert qa("ask", "Kozlov", "--json", cwd=workdir).returncode == 0
 
 
+def test_ask_warns_when_the_corpus_changed_since_indexing(workdir: Path) -> None:
+    assert qa("index", cwd=workdir).returncode == 0
+    r = qa("ask", "Kozlov ?", cwd=workdir)
+    assert "warning" not in r.stderr
+    (workdir / "corpus" / "new.md").write_text("Kim a reçu Kozlov.", encoding="utf-8")
+    (workdir / "corpus" / "004_2ebee54b9c6398b9.txt").unlink()
+    r = qa("ask", "Kozlov ?", cwd=workdir)
+    assert r.returncode == 0
+    assert "warning: 2 file(s) changed" in r.stderr and "run `qa index`" in r.stderr
+
+
 def test_index_of_another_corpus_is_refused(workdir: Path, tmp_path: Path) -> None:
     """Naming a corpus that is not the one the index was built from is an error, not a
     silent answer from the old corpus."""
