@@ -169,14 +169,6 @@ def prepare(index: Index, question: str) -> Query:
     return Query(question, vectors[0], matched)
 
 
-def lexical_coverage(index: Index, terms: list[str]) -> float:
-    """Share of terms in the corpus vocabulary (0..1)."""
-    if not terms:
-        return 0.0
-    vocab = index.bm25.vocab_dict
-    return sum(1 for t in terms if t in vocab) / len(terms)
-
-
 def dense_scores(index: Index, query: Query, mask: np.ndarray | None) -> np.ndarray:
     """Per-chunk dense score: the best of the chunk's own similarity and its sentences'."""
     n = len(index.chunks)
