@@ -8,12 +8,13 @@ import inspect
 import json
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+from contract import assert_contract, document_text
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.config import PositiveDataAcceptanceConfig
@@ -37,8 +38,6 @@ from qa.index import load_index
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-RESULT_FIELDS = ["question", "answer", "abstained", "answer_span", "citations", "confidence"]
-CITATION_FIELDS = ["rank", "doc_id", "start", "end", "text", "score"]
 SECRET = "TOP SECRET: this file is outside the corpus"
 # French questions the trigram HashEmbedder and BM25 can answer; English ones that it may not.
 QUESTIONS = [
@@ -89,47 +88,6 @@ def keyed(tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
     app = create_app(make_settings(base, api_key=KEY), embedder=HashEmbedder())
     with TestClient(app) as c:
         yield c, base
-
-
-def document_text(
-    client: TestClient, headers: dict[str, str] | None = None
-) -> Callable[[str], str]:
-    cache: dict[str, str] = {}
-
-    def text(doc_id: str) -> str:
-        if doc_id not in cache:
-            r = client.get(f"/documents/{doc_id}", headers=headers)
-            assert r.status_code == 200, r.text
-            cache[doc_id] = r.json()["text"]
-        return cache[doc_id]
-
-    return text
-
-
-def assert_contract(result: dict[str, Any], question: str, k: int,
-                    text: Callable[[str], str]) -> None:
-    """The invariants of an /ask result, checked against GET /documents/{id}."""
-    assert list(result) == RESULT_FIELDS
-    assert result["question"] == question.strip()
-    citations = result["citations"]
-    assert 1 <= len(citations) <= k
-    assert [c["rank"] for c in citations] == list(range(1, len(citations) + 1))
-    for c in citations:
-        assert list(c) == CITATION_FIELDS
-        doc = text(c["doc_id"])
-        assert 0 <= c["start"] < c["end"] <= len(doc)
-        assert doc[c["start"] : c["end"]] == c["text"]
-    assert isinstance(result["confidence"], float)
-    if result["abstained"]:
-        assert result["answer"] is None and result["answer_span"] is None
-        return
-    span = result["answer_span"]
-    assert set(span) == {"doc_id", "start", "end"}
-    assert text(span["doc_id"])[span["start"] : span["end"]] == result["answer"]
-    assert any(
-        c["doc_id"] == span["doc_id"] and c["start"] <= span["start"] and span["end"] <= c["end"]
-        for c in citations
-    ), "the answer span lies inside one of the cited passages"
 
 
 # ---------------------------------------------------------------------------- contract

@@ -13,13 +13,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from contract import assert_contract, document_text
 
 pytestmark = pytest.mark.slow
 
@@ -106,40 +107,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 process.wait()
 
 
-def document_text(c: httpx.Client) -> Callable[[str], str]:
-    cache: dict[str, str] = {}
-
-    def text(doc_id: str) -> str:
-        if doc_id not in cache:
-            r = c.get(f"/documents/{doc_id}", headers=AUTH)
-            assert r.status_code == 200, r.text
-            cache[doc_id] = r.json()["text"]
-        return cache[doc_id]
-
-    return text
-
-
-def assert_contract(result: dict[str, Any], question: str, k: int,
-                    text: Callable[[str], str]) -> None:
-    assert list(result) == ["question", "answer", "abstained", "answer_span", "citations",
-                            "confidence"]
-    assert result["question"] == question.strip()
-    citations = result["citations"]
-    assert 1 <= len(citations) <= k
-    assert [c["rank"] for c in citations] == list(range(1, len(citations) + 1))
-    for c in citations:
-        assert text(c["doc_id"])[c["start"] : c["end"]] == c["text"]
-    if result["abstained"]:
-        assert result["answer"] is None and result["answer_span"] is None
-        return
-    span = result["answer_span"]
-    assert text(span["doc_id"])[span["start"] : span["end"]] == result["answer"]
-    assert any(
-        c["doc_id"] == span["doc_id"] and c["start"] <= span["start"] and span["end"] <= c["end"]
-        for c in citations
-    )
-
-
 def test_healthz_is_open(server: Server) -> None:
     r = httpx.get(f"{server.url}/healthz")
     assert r.status_code == 200
@@ -150,7 +117,7 @@ def test_healthz_is_open(server: Server) -> None:
 
 def test_ask_contract_with_the_real_model(server: Server) -> None:
     with server.client(headers=AUTH) as c:
-        text = document_text(c)
+        text = document_text(c, AUTH)
         results = {}
         for q in QUESTIONS:
             r = c.post("/ask", json={"question": q, "k": 3})
@@ -322,7 +289,7 @@ def test_reindex_during_concurrent_asks_fails_no_request(server: Server) -> None
         q = "Où le comité d’essai du service s’est-il réuni ?"
         r = c.post("/ask", json={"question": q})
         assert r.status_code == 200
-        assert_contract(r.json(), q, 5, document_text(c))
+        assert_contract(r.json(), q, 5, document_text(c, AUTH))
         assert "Grenoble" in (r.json()["answer"] or "")
 
 
