@@ -130,12 +130,10 @@ def term_weights(index: Index, query: Query) -> list[float]:
     Weighting by specificity is what lets a sentence about Pyongyang fail to answer "What is
     the population of Pyongyang?": 'Pyongyang' is common here, 'population' is absent.
     """
-    n = max(len(index.chunks), 1)
-    vocab = index.bm25.vocab_dict
-    df = np.diff(index.bm25.scores["indptr"])
+    n = max(index.n_chunks, 1)
     out = []
     for group in query.groups:
-        freq = max((int(df[vocab[t]]) for t in group if t in vocab), default=0)
+        freq = max((index.doc_freq(t) for t in group), default=0)
         out.append(float(np.log((n + 1) / (freq + 0.5))))
     return out
 
@@ -175,14 +173,16 @@ def _candidates(
     out: list[_Candidate] = []
     for pos, p in enumerate(passages):
         c = p.chunk
-        text = index.documents[c.doc_id].text
-        for si in index.chunk_sentences[p.chunk_id]:
-            s = index.sentences[si]
+        text = index.doc(c.doc_id).text
+        sentence_ids = index.sentences_of_chunk(p.chunk_id)
+        sims = index.sentence_vectors_of(sentence_ids) @ query.vector if sentence_ids else []
+        for si, sim in zip(sentence_ids, sims, strict=True):
+            s = index.sentence(si)
             start, end = max(s.start, c.start), min(s.end, c.end)
             if end - start < 12:
                 continue
             sentence = text[start:end]
-            dense = float(index.sentence_vectors[si] @ query.vector)
+            dense = float(sim)
             if (start, end) != (s.start, s.end):  # clipped by the chunk: cannot reuse its vector
                 dense *= (end - start) / (s.end - s.start)
             sentence_terms = (
@@ -246,6 +246,6 @@ def answer_question(
     confidence = float(np.round(best.score, 4)) if best else 0.0
     if best is None or confidence < params.threshold:
         return Answer(question, None, True, None, citations, confidence)
-    text = index.documents[best.doc_id].text[best.start : best.end]
+    text = index.doc(best.doc_id).text[best.start : best.end]
     span = AnswerSpan(best.doc_id, best.start, best.end)
     return Answer(question, text, False, span, citations, confidence)

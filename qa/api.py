@@ -514,7 +514,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             body = HealthOut(status="not ready", documents=None, chunks=None, embedder=None,
                              built_at=None)
             return JSONResponse(body.model_dump(), status_code=503)
-        body = HealthOut(status="ok", documents=len(index.documents), chunks=len(index.chunks),
+        body = HealthOut(status="ok", documents=index.n_documents, chunks=index.n_chunks,
                          embedder=index.embedder.id, built_at=index.built_at or None)
         return JSONResponse(body.model_dump())
 
@@ -538,8 +538,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     def list_documents(index: IndexDep) -> list[dict[str, Any]]:
         """The indexed documents, in corpus order."""
         return [
-            {"doc_id": d.doc_id, "date": d.date, "title": d.title, "length": d.length}
-            for d in index.documents.values()
+            {"doc_id": d, "date": m["date"], "title": m["title"], "length": m["length"]}
+            for d in index.doc_ids() for m in [index.doc_meta(d)]
         ]
 
     @app.get("/documents/{doc_id:path}", response_model=DocumentOut, tags=["documents"],
@@ -547,9 +547,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     def get_document(doc_id: str, index: IndexDep) -> dict[str, Any]:
         """One document's exact text: `text[start:end]` is what a citation quotes."""
         # Served from the loaded index only, so no id can reach a file outside the corpus.
-        doc = index.documents.get(doc_id)
-        if doc is None:
+        if not index.has_doc(doc_id):
             raise DocumentNotFoundError(f"no document {doc_id!r} in the index")
+        doc = index.doc(doc_id)
         return {"doc_id": doc.doc_id, "date": doc.date, "title": doc.title,
                 "length": doc.length, "text": doc.text}
 

@@ -965,7 +965,7 @@ def library_answer_fn(index: Index, *, mode: Mode = "hybrid") -> AnswerFn:
 
 def index_documents(index: Index) -> dict[str, str]:
     """doc_id -> exact text of an index's documents, for `locate_evidence`."""
-    return {doc_id: doc.text for doc_id, doc in index.documents.items()}
+    return {doc_id: index.doc(doc_id).text for doc_id in index.doc_ids()}
 
 
 class ServiceClient:

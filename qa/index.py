@@ -102,6 +102,61 @@ class Index:
     def built_at(self) -> str:
         return str(self.manifest.get("built_at", ""))
 
+    # The accessors below are the surface the rest of qa uses; the storage behind them
+    # (segments, memory-mapped files) is this module's business.
+
+    @property
+    def generation(self) -> str:
+        """Name of the snapshot this Index reads (returned with answers, so that a citation
+        can be checked against the same texts after a swap)."""
+        return self.path.name
+
+    @property
+    def n_documents(self) -> int:
+        return len(self.documents)
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunks)
+
+    def doc_ids(self) -> list[str]:
+        return list(self.documents)
+
+    def has_doc(self, doc_id: str) -> bool:
+        return doc_id in self.documents
+
+    def doc(self, doc_id: str) -> Document:
+        """The document with its full text (KeyError when absent)."""
+        return self.documents[doc_id]
+
+    def doc_meta(self, doc_id: str) -> dict[str, Any]:
+        """The document's metadata without its text: sha256, date, title, length."""
+        return dict(self.manifest["documents"][doc_id])
+
+    def chunk(self, chunk_id: int) -> Chunk:
+        return self.chunks[chunk_id]
+
+    def sentences_of_chunk(self, chunk_id: int) -> list[int]:
+        """Ids of the sentences that overlap the chunk, in text order."""
+        return self.chunk_sentences[chunk_id]
+
+    def sentence(self, sentence_id: int) -> Span:
+        return self.sentences[sentence_id]
+
+    def sentence_vectors_of(self, sentence_ids: list[int]) -> np.ndarray:
+        """float32 vectors of these sentences, one row each."""
+        return np.asarray(self.sentence_vectors[sentence_ids], dtype=np.float32)
+
+    def doc_freq(self, term: str) -> int:
+        """Number of chunks holding the (stemmed) term; 0 when the corpus lacks it."""
+        j = self.bm25.vocab_dict.get(term)
+        if j is None:
+            return 0
+        return int(self.bm25.scores["indptr"][j + 1] - self.bm25.scores["indptr"][j])
+
+    def has_term(self, term: str) -> bool:
+        return term in self.bm25.vocab_dict
+
 
 # ---------------------------------------------------------------------------- generations
 

@@ -97,7 +97,7 @@ def make_filters(
     """Validate filter values against the index."""
     ids = None
     if doc_ids is not None:
-        unknown = [d for d in doc_ids if d not in index.documents]
+        unknown = [d for d in doc_ids if not index.has_doc(d)]
         if unknown:
             raise InvalidQuestionError(f"unknown doc_id(s): {', '.join(map(repr, unknown[:5]))}")
         ids = frozenset(doc_ids)
@@ -109,11 +109,11 @@ def make_filters(
 
 
 def _allowed_docs(index: Index, filters: Filters) -> set[str]:
-    allowed = set(index.documents) if filters.doc_ids is None else set(filters.doc_ids)
+    allowed = set(index.doc_ids()) if filters.doc_ids is None else set(filters.doc_ids)
     if filters.date_from or filters.date_to:
         kept = set()
         for doc_id in allowed:
-            date = index.documents[doc_id].date
+            date = index.doc_meta(doc_id).get("date")
             if date is None:  # an undated document cannot be shown to fall in the range
                 continue
             first, last = date_bounds(date)
