@@ -6,6 +6,7 @@ import calendar
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,26 @@ def corpus_paths(corpus_dir: Path) -> list[tuple[str, Path]]:
     return out
 
 
+def read_documents(
+    corpus_dir: Path, items: Iterable[tuple[str, Path]]
+) -> Iterator[Document | SkippedFile]:
+    """Read these (doc_id, path) files of corpus_dir one at a time: a Document for each
+    readable one, a SkippedFile (with the reason) for the others."""
+    root = Path(corpus_dir).resolve()
+    for doc_id, path in items:
+        if not path.resolve().is_relative_to(root):
+            yield SkippedFile(doc_id, "links outside the corpus folder")
+            continue
+        try:
+            text, reason = _read(path)
+        except OSError as exc:
+            text, reason = None, f"unreadable ({exc.strerror})"
+        if text is None:
+            yield SkippedFile(doc_id, reason)
+            continue
+        yield make_document(doc_id, text)
+
+
 def read_corpus(corpus_dir: Path) -> Corpus:
     """Read every .txt/.md file below corpus_dir (recursively, hidden files excluded).
 
@@ -155,21 +176,13 @@ def read_corpus(corpus_dir: Path) -> Corpus:
         raise CorpusError(f"the corpus must be a folder, and {corpus_dir} is a file")
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    root = corpus_dir.resolve()
     documents: list[Document] = []
     skipped: list[SkippedFile] = []
-    for doc_id, path in corpus_paths(root):
-        if not path.resolve().is_relative_to(root):
-            skipped.append(SkippedFile(doc_id, "links outside the corpus folder"))
-            continue
-        try:
-            text, reason = _read(path)
-        except OSError as exc:
-            text, reason = None, f"unreadable ({exc.strerror})"
-        if text is None:
-            skipped.append(SkippedFile(doc_id, reason))
-            continue
-        documents.append(make_document(doc_id, text))
+    for item in read_documents(corpus_dir, corpus_paths(corpus_dir)):
+        if isinstance(item, SkippedFile):
+            skipped.append(item)
+        else:
+            documents.append(item)
     if not documents:
         detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
         raise CorpusError(

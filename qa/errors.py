@@ -31,3 +31,7 @@ class DocumentNotFoundError(QAError):
 
 class QuestionSetError(QAError):
     """A question file for `qa eval` is malformed."""
+
+
+class IndexBusyError(QAError):
+    """Another writer holds the index folder."""

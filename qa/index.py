@@ -1,52 +1,71 @@
-"""Build, update, save and load the on-disk index.
+"""Build, update and open the on-disk index: immutable segments named by snapshots.
 
-Layout of an index folder::
+Layout of an index folder (format 2)::
 
     index/
-      CURRENT            name of the live generation (replaced atomically)
-      g-<time>-<rand>/   one complete generation
-        manifest.json    format version, embedder id/dim, chunking, per-document sha256
-        documents.jsonl  the documents' exact text and metadata
-        chunks.json      [doc number, start, end] per chunk
-        sentences.json   [doc number, start, end] per sentence
-        chunks.faiss     inner-product FAISS index of chunk vectors
-        sentences.faiss  inner-product FAISS index of sentence vectors
-        bm25/            bm25s lexical index over the chunks
-        vocab.json       the corpus's distinct words, and vocab.npy their vectors (float16),
-                         used to translate question words into corpus words
+      CURRENT              name of the live snapshot (replaced atomically)
+      LOCK                 held by the one writer at a time (flock)
+      snap-<n>.json        a snapshot: format, embedder, chunking, its segments with their
+                           deleted documents, and per-document hashes, stats and metadata
+      seg-<n>-<rand>/      an immutable segment (qa.store.segments)
 
-A build writes a new generation folder and only then points CURRENT at it, so an interrupted
-or failed build never leaves a broken index, and readers never see a half-written one.
+A build writes new segments for new or changed documents only, marks the old copies deleted
+(tombstones) in a new snapshot, and only then points CURRENT at it: an interrupted build never
+leaves a broken index, and readers never see a half-written one. Small segments are merged
+when there are too many (and all of them by `qa index --optimize`), always by a writer, never
+on the query path. Snapshots and segments no longer named by a kept snapshot are deleted only
+after a grace period, so that readers still opening an older snapshot find its files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
+import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qa.chunking import SPLITTER_VERSION, Chunk, Span, chunk_document, split_sentences
-from qa.documents import Document, SkippedFile, corpus_paths, read_corpus
-from qa.embedding import Embedder
-from qa.errors import CorpusError, IndexMismatchError, IndexNotFoundError, QAError
+from qa.documents import Document, SkippedFile, corpus_paths, read_documents
+from qa.embedding import Embedder, make_embedder
+from qa.errors import (
+    CorpusError,
+    IndexBusyError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    QAError,
+)
+from qa.store.lexical import LEXICAL_ID, LEXICAL_VERSION, bm25_idf
+from qa.store.segments import DocUnits, Segment, new_segment_name, read_units, write_segment
+from qa.store.vectors import STORE_ID, STORE_VERSION
 from qa.text import fold, tokens, vocabulary
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
-MANIFEST = "manifest.json"
-KEEP_GENERATIONS = 2  # the live one and the one before, for readers still loading it
+LOCK = "LOCK"
+KEEP_SNAPSHOTS = 2  # the live one and the one before, for readers and citation checks
+GRACE_SECONDS = 60.0  # a superseded snapshot's files live at least this long
+MAX_SEGMENTS = 8  # more than this after a build: the smallest are merged
+BATCH_CHARS = 4_000_000  # documents per new segment, by size: bounds a build's memory
+STALE_CHECK_MAX_FILES = 5_000  # qa ask's staleness check stats at most this many files
 
 Progress = Callable[[int, int], None]
+
+_SNAPSHOT = re.compile(r"snap-(\d{6,})\.json")
+_SEGMENT = re.compile(r"seg-\d{6,}-[0-9a-f]{6}")
+_OLD_GENERATION = re.compile(r"g-\d{8}T\d{6}-[0-9a-f]{6}")
 
 
 @dataclass(frozen=True)
@@ -63,127 +82,52 @@ class BuildReport:
     skipped: list[SkippedFile]
     seconds: float
     path: str
+    segments: int = 0
+    merged: int = 0
 
 
-@dataclass
-class Index:
-    """A loaded index: documents, chunks, sentences, vectors and the lexical model."""
-
-    path: Path
-    manifest: dict[str, Any]
-    embedder: Embedder
-    documents: dict[str, Document]
-    chunks: list[Chunk]
-    sentences: list[Span]
-    chunk_vectors: np.ndarray
-    sentence_vectors: np.ndarray
-    chunk_faiss: Any
-    sentence_faiss: Any
-    bm25: Any
-    vocab: list[str] = field(default_factory=list)
-    vocab_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    vocab_folded: list[str] = field(default_factory=list)
-    # Lexical terms of each sentence, filled as questions need them (CPython dict writes are
-    # atomic, so threads serving requests can share it).
-    sentence_terms: dict[int, frozenset[str]] = field(default_factory=dict)
-
-    def terms_of_sentence(self, i: int) -> frozenset[str]:
-        terms = self.sentence_terms.get(i)
-        if terms is None:
-            s = self.sentences[i]
-            terms = frozenset(tokens(self.documents[s.doc_id].text[s.start : s.end]))
-            self.sentence_terms[i] = terms
-        return terms
-    # For each sentence, the chunks that hold it (fully or in part), in order.
-    sentence_chunks: list[list[int]] = field(default_factory=list)
-    chunk_sentences: list[list[int]] = field(default_factory=list)
-
-    @property
-    def built_at(self) -> str:
-        return str(self.manifest.get("built_at", ""))
-
-    # The accessors below are the surface the rest of qa uses; the storage behind them
-    # (segments, memory-mapped files) is this module's business.
-
-    @property
-    def generation(self) -> str:
-        """Name of the snapshot this Index reads (returned with answers, so that a citation
-        can be checked against the same texts after a swap)."""
-        return self.path.name
-
-    @property
-    def n_documents(self) -> int:
-        return len(self.documents)
-
-    @property
-    def n_chunks(self) -> int:
-        return len(self.chunks)
-
-    def doc_ids(self) -> list[str]:
-        return list(self.documents)
-
-    def has_doc(self, doc_id: str) -> bool:
-        return doc_id in self.documents
-
-    def doc(self, doc_id: str) -> Document:
-        """The document with its full text (KeyError when absent)."""
-        return self.documents[doc_id]
-
-    def doc_meta(self, doc_id: str) -> dict[str, Any]:
-        """The document's metadata without its text: sha256, date, title, length."""
-        return dict(self.manifest["documents"][doc_id])
-
-    def chunk(self, chunk_id: int) -> Chunk:
-        return self.chunks[chunk_id]
-
-    def sentences_of_chunk(self, chunk_id: int) -> list[int]:
-        """Ids of the sentences that overlap the chunk, in text order."""
-        return self.chunk_sentences[chunk_id]
-
-    def sentence(self, sentence_id: int) -> Span:
-        return self.sentences[sentence_id]
-
-    def sentence_vectors_of(self, sentence_ids: list[int]) -> np.ndarray:
-        """float32 vectors of these sentences, one row each."""
-        return np.asarray(self.sentence_vectors[sentence_ids], dtype=np.float32)
-
-    def doc_freq(self, term: str) -> int:
-        """Number of chunks holding the (stemmed) term; 0 when the corpus lacks it."""
-        j = self.bm25.vocab_dict.get(term)
-        if j is None:
-            return 0
-        return int(self.bm25.scores["indptr"][j + 1] - self.bm25.scores["indptr"][j])
-
-    def has_term(self, term: str) -> bool:
-        return term in self.bm25.vocab_dict
+# ---------------------------------------------------------------------------- snapshots
 
 
-# ---------------------------------------------------------------------------- generations
-
-
-def _current_generation(index_dir: Path) -> Path | None:
-    pointer = index_dir / CURRENT
+def _live_name(index_dir: Path) -> str | None:
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, NotADirectoryError):
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    gen = index_dir / name
-    return gen if name and "/" not in name and gen.is_dir() else None
+    except OSError:
+        return None
+    return name if name and "/" not in name and (index_dir / name).exists() else None
 
 
 def index_exists(index_dir: Path) -> bool:
     """True when index_dir holds a complete index (of any format)."""
-    return _current_generation(Path(index_dir)) is not None
+    return _live_name(Path(index_dir)) is not None
 
 
-def _read_manifest(gen: Path) -> dict[str, Any]:
+def _read_snapshot(index_dir: Path, name: str) -> dict[str, Any]:
+    path = index_dir / name
+    if path.is_dir():  # a format-1 generation folder
+        path = path / "manifest.json"
     try:
-        manifest: dict[str, Any] = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
     except (OSError, ValueError) as exc:
         raise IndexMismatchError(
-            f"index at {gen.parent} is unreadable ({exc.__class__.__name__}); run `qa index`"
+            f"{path} is unreadable ({exc.__class__.__name__}); run `qa index --rebuild`"
         ) from exc
+    if not isinstance(manifest, dict):
+        raise IndexMismatchError(f"{path} is not an index snapshot; run `qa index --rebuild`")
     return manifest
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    """The live snapshot's manifest, or IndexNotFoundError."""
+    index_dir = Path(index_dir)
+    name = _live_name(index_dir)
+    if name is None:
+        raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
+    return _read_snapshot(index_dir, name)
 
 
 def check_manifest(
@@ -205,378 +149,299 @@ def check_manifest(
         )
 
 
-# ---------------------------------------------------------------------------- build
+def _write_atomic(path: Path, data: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
-def _faiss_index(vectors: np.ndarray, dim: int) -> Any:
-    import faiss
+@contextlib.contextmanager
+def writer_lock(index_dir: Path, *, wait: float | None = None) -> Iterator[None]:
+    """Hold the index folder's writer lock; wait up to `wait` seconds (None: forever), then
+    IndexBusyError. The kernel drops the lock when its process dies, so a kill -9 leaves
+    no stale lock behind."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fh = open(index_dir / LOCK, "a+")  # noqa: SIM115 - held for the block
+    except OSError as exc:
+        raise QAError(f"cannot write the index at {index_dir} ({exc.strerror})") from exc
+    try:
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"another qa index is writing {index_dir}; try again when it is done"
+                    ) from exc
+                time.sleep(0.1)
+        yield
+    finally:
+        fh.close()
 
-    # Exact inner product over L2-normalised vectors (cosine). Corpora for this tool are
-    # small enough that exact search is both fastest to build and best in recall.
-    index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
 
-
-def _bm25(chunk_texts: list[str]) -> Any:
-    import bm25s
-
-    model = bm25s.BM25()
-    corpus_tokens = [tokens(t) or ["\u2205"] for t in chunk_texts]
-    model.index(corpus_tokens, show_progress=False)
-    return model
+# ---------------------------------------------------------------------------- the Index
 
 
 @dataclass
-class _DocUnits:
-    chunks: list[Chunk]
-    sentences: list[Span]
-    chunk_vectors: np.ndarray
-    sentence_vectors: np.ndarray
+class _Open:
+    segment: Segment
+    deleted: frozenset[int]  # local document numbers
+    chunk_alive: np.ndarray | None  # bool mask over the segment's chunks; None: all alive
 
 
-def _previous_units(
-    index_dir: Path, *, embedder: Embedder, chunking: dict[str, int]
-) -> tuple[dict[str, str], dict[str, _DocUnits], dict[str, np.ndarray]]:
-    """Per-document hashes of the live index (to count changes), and its units and word
-    vectors when they can be reused (same format, embedder and chunking); else empty."""
-    gen = _current_generation(index_dir)
-    if gen is None:
-        return {}, {}, {}
-    try:
-        manifest = _read_manifest(gen)
-        hashes = {d: str(info["sha256"]) for d, info in manifest["documents"].items()}
-    except (QAError, KeyError, TypeError, AttributeError):
-        return {}, {}, {}
-    try:
-        check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim, where=gen)
-        if manifest.get("chunking") != chunking:
-            return hashes, {}, {}
-        old = _load_generation(gen, manifest, embedder)
-    except QAError:
-        return hashes, {}, {}
-    units: dict[str, _DocUnits] = {}
-    for doc_id in old.documents:
-        c_idx = [i for i, c in enumerate(old.chunks) if c.doc_id == doc_id]
-        s_idx = [i for i, s in enumerate(old.sentences) if s.doc_id == doc_id]
-        units[doc_id] = _DocUnits(
-            [old.chunks[i] for i in c_idx],
-            [old.sentences[i] for i in s_idx],
-            old.chunk_vectors[c_idx],
-            old.sentence_vectors[s_idx],
-        )
-    words = dict(zip(old.vocab, old.vocab_vectors, strict=True))
-    return hashes, units, words
+class Index:
+    """An opened snapshot: its segments memory-mapped, texts read on demand.
 
-
-DEFAULT_CHUNK_SIZE = 600  # chosen on eval/questions.jsonl (README, Quality)
-DEFAULT_CHUNK_OVERLAP = 100
-
-
-def _chunking_or_live(
-    index_dir: Path, size: int | None, overlap: int | None
-) -> tuple[int, int]:
-    """Fill unset chunking parameters from the live index, else the defaults."""
-    if size is None or overlap is None:
-        live: dict[str, Any] = {}
-        gen = _current_generation(index_dir)
-        if gen is not None:
-            try:
-                live = dict(_read_manifest(gen).get("chunking") or {})
-            except QAError:
-                live = {}
-        if size is None:
-            size = int(live.get("size", DEFAULT_CHUNK_SIZE))
-        if overlap is None:
-            overlap = int(live.get("overlap", min(DEFAULT_CHUNK_OVERLAP, size - 1)))
-    return size, overlap
-
-
-def _embed_batched(
-    embedder: Embedder, texts: list[str], progress: Progress | None, done: int, total: int
-) -> np.ndarray:
-    out = []
-    batch = 64
-    for i in range(0, len(texts), batch):
-        out.append(embedder.embed(texts[i : i + batch], kind="passage"))
-        done += len(texts[i : i + batch])
-        if progress:
-            progress(done, total)
-    if not out:
-        return np.zeros((0, embedder.dim), dtype=np.float32)
-    return np.vstack(out)
-
-
-def build_index(
-    corpus_dir: Path,
-    index_dir: Path,
-    *,
-    embedder: Embedder,
-    chunk_size: int | None = None,
-    chunk_overlap: int | None = None,
-    progress: Progress | None = None,
-) -> BuildReport:
-    """Index corpus_dir into index_dir, re-embedding only new or changed documents.
-
-    Chunk size and overlap left as None keep the live index's (else 600 and 100).
-    Raises CorpusError (no readable document) before anything is written.
+    Chunk and sentence ids are global: a segment's local ids plus the counts of the segments
+    before it in the snapshot.
     """
-    started = time.perf_counter()
-    read_at_ns = time.time_ns()  # files modified after this are newer than the index
-    corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
-    chunk_size, chunk_overlap = _chunking_or_live(index_dir, chunk_size, chunk_overlap)
-    if chunk_overlap >= chunk_size:
-        raise QAError(
-            f"chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size})"
-        )
-    if index_dir.exists() and not index_dir.is_dir():
-        raise QAError(f"the index must be a folder, and {index_dir} is a file")
-    corpus = read_corpus(corpus_dir)
-    chunking = {"size": chunk_size, "overlap": chunk_overlap, "splitter": SPLITTER_VERSION}
-    old_hashes, old_units, old_words = _previous_units(
-        index_dir, embedder=embedder, chunking=chunking
-    )
 
-    units: dict[str, _DocUnits] = {}
-    todo: list[tuple[Document, list[Chunk], list[Span]]] = []
-    added = changed = unchanged = 0
-    for doc in corpus.documents:
-        previous = old_hashes.get(doc.doc_id)
-        if previous == doc.sha256:
-            unchanged += 1
-        elif previous is None:
-            added += 1
-        else:
-            changed += 1
-        if previous == doc.sha256 and doc.doc_id in old_units:
-            units[doc.doc_id] = old_units[doc.doc_id]
-            continue
-        chunks = chunk_document(doc, size=chunk_size, overlap=chunk_overlap)
-        todo.append((doc, chunks, split_sentences(doc)))
-    current_ids = {d.doc_id for d in corpus.documents}
-    removed = sum(1 for d in old_hashes if d not in current_ids)
+    def __init__(
+        self, index_dir: Path, name: str, manifest: dict[str, Any], embedder: Embedder,
+        segments: list[_Open],
+    ) -> None:
+        self.path = index_dir / name
+        self.manifest = manifest
+        self.embedder = embedder
+        self._segments = segments
+        self._docs: dict[str, Any] = manifest["documents"]
+        self._chunk_base = np.cumsum([0] + [len(s.segment.chunks) for s in segments])
+        self._sent_base = np.cumsum([0] + [len(s.segment.sentences) for s in segments])
+        self._seg_of_name = {s.segment.name: i for i, s in enumerate(segments)}
+        self._texts: OrderedDict[str, Document] = OrderedDict()
+        # Lexical terms of each sentence, filled as questions need them (CPython dict
+        # writes are atomic, so threads serving requests can share it).
+        self.sentence_terms: dict[int, frozenset[str]] = {}
+        self._n_units = sum(s.segment.lexical.n_units for s in segments)
+        total = sum(s.segment.lexical.total_length for s in segments)
+        self._avg_length = total / self._n_units if self._n_units else 1.0
 
-    texts = [c.text for _, chunks, _ in todo for c in chunks]
-    sent_texts = [doc.text[s.start : s.end] for doc, _, sents in todo for s in sents]
-    vocab = vocabulary([d.text[d.body_start :] for d in corpus.documents])
-    new_words = [w for w in vocab if w not in old_words]
-    total = len(texts) + len(sent_texts) + len(new_words)
-    if progress:
-        progress(0, total)
-    chunk_vecs = _embed_batched(embedder, texts, progress, 0, total)
-    sent_vecs = _embed_batched(embedder, sent_texts, progress, len(texts), total)
-    word_vecs = _embed_batched(
-        embedder, new_words, progress, len(texts) + len(sent_texts), total
-    ).astype(np.float16)
-    words = {**old_words, **dict(zip(new_words, word_vecs, strict=True))}
-    vocab_vectors = (np.vstack([words[w] for w in vocab]) if vocab
-                     else np.zeros((0, embedder.dim), np.float16))
-    ci = si = 0
-    for doc, chunks, sents in todo:
-        units[doc.doc_id] = _DocUnits(
-            chunks, sents, chunk_vecs[ci : ci + len(chunks)], sent_vecs[si : si + len(sents)]
-        )
-        ci += len(chunks)
-        si += len(sents)
+    # -- snapshot facts
+    @property
+    def built_at(self) -> str:
+        return str(self.manifest.get("built_at", ""))
 
-    documents = corpus.documents
-    all_chunks = [c for d in documents for c in units[d.doc_id].chunks]
-    if not all_chunks:
-        raise CorpusError(
-            f"no text to index in {corpus_dir}: its documents hold only metadata; "
-            "nothing was indexed"
-        )
-    all_sents = [s for d in documents for s in units[d.doc_id].sentences]
-    dim = embedder.dim
-    c_vecs = np.vstack([units[d.doc_id].chunk_vectors for d in documents]).reshape(-1, dim)
-    s_vecs = np.vstack([units[d.doc_id].sentence_vectors for d in documents]).reshape(-1, dim)
+    @property
+    def generation(self) -> str:
+        """Name of the snapshot this Index reads (returned with answers, so that a citation
+        can be checked against the same texts after a swap)."""
+        return self.path.name.removesuffix(".json")
 
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "embedder": {"id": embedder.id, "dim": dim},
-        "chunking": chunking,
-        "corpus": str(corpus_dir.resolve()),
-        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "built_at_ns": read_at_ns,
-        "skipped": [s.path for s in corpus.skipped],
-        "counts": {"documents": len(documents), "chunks": len(all_chunks),
-                   "sentences": len(all_sents)},
-        "documents": {
-            d.doc_id: {"sha256": d.sha256, "date": d.date, "title": d.title, "length": d.length}
-            for d in documents
-        },
-    }
-    _write_generation(index_dir, manifest, documents, all_chunks, all_sents, c_vecs, s_vecs,
-                      vocab, vocab_vectors)
-    return BuildReport(
-        documents=len(documents),
-        chunks=len(all_chunks),
-        added=added,
-        changed=changed,
-        unchanged=unchanged,
-        removed=removed,
-        embedded_chunks=len(texts),
-        skipped=corpus.skipped,
-        seconds=time.perf_counter() - started,
-        path=str(index_dir),
-    )
+    @property
+    def n_documents(self) -> int:
+        return len(self._docs)
 
+    @property
+    def n_chunks(self) -> int:
+        """Live chunks (deleted documents' chunks excluded)."""
+        return int(self.manifest.get("counts", {}).get("chunks", 0))
 
-def _write_generation(
-    index_dir: Path,
-    manifest: dict[str, Any],
-    documents: list[Document],
-    chunks: list[Chunk],
-    sentences: list[Span],
-    chunk_vectors: np.ndarray,
-    sentence_vectors: np.ndarray,
-    vocab: list[str],
-    vocab_vectors: np.ndarray,
-) -> None:
-    import faiss
+    @property
+    def segments(self) -> list[Segment]:
+        return [s.segment for s in self._segments]
 
-    index_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    name = f"g-{stamp}-{secrets.token_hex(3)}"
-    tmp = index_dir / f".tmp-{name}"
-    tmp.mkdir()
-    try:
-        doc_no = {d.doc_id: i for i, d in enumerate(documents)}
-        with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
-            for d in documents:
-                row = asdict(d)
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        (tmp / "chunks.json").write_text(
-            json.dumps([[doc_no[c.doc_id], c.start, c.end] for c in chunks]), encoding="utf-8"
-        )
-        (tmp / "sentences.json").write_text(
-            json.dumps([[doc_no[s.doc_id], s.start, s.end] for s in sentences]), encoding="utf-8"
-        )
-        faiss.write_index(_faiss_index(chunk_vectors, manifest["embedder"]["dim"]),
-                          str(tmp / "chunks.faiss"))
-        faiss.write_index(_faiss_index(sentence_vectors, manifest["embedder"]["dim"]),
-                          str(tmp / "sentences.faiss"))
-        _bm25([c.text for c in chunks]).save(str(tmp / "bm25"), show_progress=False)
-        (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        np.save(tmp / "vocab.npy", vocab_vectors.astype(np.float16), allow_pickle=False)
-        # The manifest goes last: a generation without one is never made live.
-        (tmp / MANIFEST).write_text(
-            json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
-        final = index_dir / name
-        tmp.rename(final)
-        pointer_tmp = index_dir / f".{CURRENT}.{secrets.token_hex(3)}"
-        pointer_tmp.write_text(name + "\n", encoding="utf-8")
-        with open(pointer_tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(pointer_tmp, index_dir / CURRENT)  # the atomic switch
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _prune(index_dir, keep=name)
+    # -- documents
+    def doc_ids(self) -> list[str]:
+        return list(self._docs)
 
+    def has_doc(self, doc_id: str) -> bool:
+        return doc_id in self._docs
 
-_GENERATION = re.compile(r"g-\d{8}T\d{6}-[0-9a-f]{6}")
+    def doc_meta(self, doc_id: str) -> dict[str, Any]:
+        """The document's metadata without its text: sha256, date, title, length, ..."""
+        return {k: v for k, v in self._docs[doc_id].items() if k not in ("seg", "n")}
 
+    def doc(self, doc_id: str) -> Document:
+        """The document with its full text (KeyError when absent); recent ones cached."""
+        cached = self._texts.get(doc_id)
+        if cached is not None:
+            return cached
+        info = self._docs[doc_id]
+        doc = self._segments[self._seg_of_name[info["seg"]]].segment.document(int(info["n"]))
+        self._texts[doc_id] = doc
+        while len(self._texts) > 256:
+            self._texts.popitem(last=False)
+        return doc
 
-def _prune(index_dir: Path, *, keep: str) -> None:
-    # Only folders this code made (exact name, with a manifest) are ever deleted, in case
-    # --index points at a folder that holds other things.
-    gens = sorted(
-        (p for p in index_dir.iterdir()
-         if p.is_dir() and _GENERATION.fullmatch(p.name) and (p / MANIFEST).is_file()),
-        key=lambda p: p.name,
-    )
-    old = [p for p in gens if p.name != keep][: max(0, len(gens) - KEEP_GENERATIONS)]
-    stale_tmp = [
-        p for p in index_dir.iterdir()
-        if p.is_dir() and _GENERATION.fullmatch(p.name.removeprefix(".tmp-"))
-        and p.name.startswith(".tmp-") and time.time() - p.stat().st_mtime > 3600
-    ]
-    for p in old + stale_tmp:
-        shutil.rmtree(p, ignore_errors=True)
+    # -- chunks and sentences
+    def _locate(self, base: np.ndarray, gid: int) -> tuple[int, int]:
+        s = int(np.searchsorted(base, gid, side="right")) - 1
+        return s, gid - int(base[s])
 
+    def chunk(self, chunk_id: int) -> Chunk:
+        s, local = self._locate(self._chunk_base, chunk_id)
+        seg = self._segments[s].segment
+        n, start, end = (int(v) for v in seg.chunks[local])
+        doc = self.doc(seg.doc_ids[n])
+        return Chunk(doc.doc_id, start, end, doc.text[start:end])
 
-# ---------------------------------------------------------------------------- load
+    def live_chunk_ids(self) -> Iterator[int]:
+        """Ids of the chunks of live documents (not deleted), in storage order."""
+        for i, entry in enumerate(self._segments):
+            base = int(self._chunk_base[i])
+            alive = entry.chunk_alive
+            n = len(entry.segment.chunks)
+            for local in (range(n) if alive is None else np.flatnonzero(alive).tolist()):
+                yield base + local
 
+    def sentences_of_chunk(self, chunk_id: int) -> list[int]:
+        """Ids of the sentences that overlap the chunk, in text order."""
+        s, local = self._locate(self._chunk_base, chunk_id)
+        lo, hi = (int(v) for v in self._segments[s].segment.chunk_sents[local])
+        base = int(self._sent_base[s])
+        return list(range(base + lo, base + hi))
 
-def _load_generation(gen: Path, manifest: dict[str, Any], embedder: Embedder) -> Index:
-    import bm25s
-    import faiss
+    def sentence(self, sentence_id: int) -> Span:
+        s, local = self._locate(self._sent_base, sentence_id)
+        seg = self._segments[s].segment
+        n, start, end = (int(v) for v in seg.sentences[local])
+        return Span(seg.doc_ids[n], start, end)
 
-    try:
-        documents: list[Document] = []
-        with open(gen / "documents.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                documents.append(Document(**json.loads(line)))
-        chunk_rows = json.loads((gen / "chunks.json").read_text(encoding="utf-8"))
-        sent_rows = json.loads((gen / "sentences.json").read_text(encoding="utf-8"))
-        chunk_faiss = faiss.read_index(str(gen / "chunks.faiss"))
-        sentence_faiss = faiss.read_index(str(gen / "sentences.faiss"))
-        bm25 = bm25s.BM25.load(str(gen / "bm25"), show_progress=False)
-        vocab = json.loads((gen / "vocab.json").read_text(encoding="utf-8"))
-        vocab_vectors = np.load(gen / "vocab.npy", allow_pickle=False).astype(np.float32)
-    except (OSError, ValueError, TypeError, RuntimeError) as exc:
-        raise IndexMismatchError(
-            f"index at {gen.parent} is damaged ({exc.__class__.__name__}: {exc}); "
-            "run `qa index` to rebuild it"
-        ) from exc
-    chunks = [
-        Chunk(documents[d].doc_id, s, e, documents[d].text[s:e]) for d, s, e in chunk_rows
-    ]
-    sentences = [Span(documents[d].doc_id, s, e) for d, s, e in sent_rows]
-    chunk_vectors = chunk_faiss.reconstruct_n(0, chunk_faiss.ntotal) if chunk_faiss.ntotal \
-        else np.zeros((0, embedder.dim), dtype=np.float32)
-    sentence_vectors = sentence_faiss.reconstruct_n(0, sentence_faiss.ntotal) \
-        if sentence_faiss.ntotal else np.zeros((0, embedder.dim), dtype=np.float32)
-    if len(chunk_vectors) != len(chunks) or len(sentence_vectors) != len(sentences):
-        raise IndexMismatchError(
-            f"index at {gen.parent} is inconsistent (vector and chunk counts differ); "
-            "run `qa index` to rebuild it"
-        )
-    index = Index(
-        path=gen,
-        manifest=manifest,
-        embedder=embedder,
-        documents={d.doc_id: d for d in documents},
-        chunks=chunks,
-        sentences=sentences,
-        chunk_vectors=chunk_vectors,
-        sentence_vectors=sentence_vectors,
-        chunk_faiss=chunk_faiss,
-        sentence_faiss=sentence_faiss,
-        bm25=bm25,
-        vocab=vocab,
-        vocab_vectors=vocab_vectors.reshape(len(vocab), -1) if vocab
-        else np.zeros((0, embedder.dim), np.float32),
-    )
-    index.vocab_folded = sorted({fold(w) for w in vocab})
-    _link_sentences(index)
-    return index
+    def sentence_vectors_of(self, sentence_ids: list[int]) -> np.ndarray:
+        """float32 vectors of these sentences (dequantised), one row each."""
+        out = np.zeros((len(sentence_ids), self.embedder.dim), np.float32)
+        ids = np.asarray(sentence_ids, dtype=np.int64)
+        segs = np.searchsorted(self._sent_base, ids, side="right") - 1
+        for s in np.unique(segs):
+            rows = np.flatnonzero(segs == s)
+            local = ids[rows] - self._sent_base[s]
+            out[rows] = self._segments[int(s)].segment.sentence_vectors(local)
+        return out
 
+    def terms_of_sentence(self, i: int) -> frozenset[str]:
+        terms = self.sentence_terms.get(i)
+        if terms is None:
+            s = self.sentence(i)
+            terms = frozenset(tokens(self.doc(s.doc_id).text[s.start : s.end]))
+            self.sentence_terms[i] = terms
+        return terms
 
-def _link_sentences(index: Index) -> None:
-    by_doc: dict[str, list[int]] = {}
-    for ci, c in enumerate(index.chunks):
-        by_doc.setdefault(c.doc_id, []).append(ci)
-    index.sentence_chunks = [[] for _ in index.sentences]
-    index.chunk_sentences = [[] for _ in index.chunks]
-    for si, s in enumerate(index.sentences):
-        for ci in by_doc.get(s.doc_id, []):
-            c = index.chunks[ci]
-            if c.start < s.end and s.start < c.end:
-                index.sentence_chunks[si].append(ci)
-                index.chunk_sentences[ci].append(si)
+    # -- lexical statistics
+    def doc_freq(self, term: str) -> int:
+        """Number of chunks holding the (stemmed) term; 0 when the corpus lacks it."""
+        return sum(s.segment.lexical.doc_freq(term) for s in self._segments)
+
+    def has_term(self, term: str) -> bool:
+        return any(s.segment.lexical.doc_freq(term) for s in self._segments)
+
+    # -- search (used by qa.retrieval)
+    def chunk_mask(self, seg_index: int, allowed_docs: set[str] | None) -> np.ndarray | None:
+        """Bool mask of a segment's chunks that are alive and (optionally) allowed."""
+        entry = self._segments[seg_index]
+        if allowed_docs is None:
+            return entry.chunk_alive
+        seg = entry.segment
+        ok = np.array([d in allowed_docs and n not in entry.deleted
+                       for n, d in enumerate(seg.doc_ids)], dtype=bool)
+        return ok[np.asarray(seg.chunks[:, 0])] if len(seg.chunks) else np.zeros(0, bool)
+
+    def dense_search(
+        self, vector: np.ndarray, k: int, *, allowed_docs: set[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, global chunk ids) of the k chunks closest to the vector."""
+        sims_parts, id_parts = [], []
+        for i, entry in enumerate(self._segments):
+            mask = self.chunk_mask(i, allowed_docs)
+            if mask is not None and not mask.any():
+                continue
+            sims, ids = entry.segment.vectors.search(vector, k, allowed=mask)
+            sims_parts.append(sims)
+            id_parts.append(ids + int(self._chunk_base[i]))
+        if not sims_parts:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        sims, ids = np.concatenate(sims_parts), np.concatenate(id_parts)
+        top = np.argsort(-sims, kind="stable")[:k]
+        return sims[top], ids[top]
+
+    def lexical_search(
+        self, terms: Sequence[str], k: int, *, allowed_docs: set[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(BM25 scores, global chunk ids) of the best k chunks holding any of the terms;
+        statistics are corpus-wide, summed over segments."""
+        from qa.store.lexical import bm25_scores
+
+        if not terms or not self._n_units:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        idfs = [bm25_idf(self.doc_freq(t), self._n_units) for t in terms]
+        score_parts, id_parts = [], []
+        for i, entry in enumerate(self._segments):
+            ids, scores = bm25_scores(entry.segment.lexical, terms, idfs, self._avg_length)
+            mask = self.chunk_mask(i, allowed_docs)
+            if mask is not None and len(ids):
+                keep = mask[ids]
+                ids, scores = ids[keep], scores[keep]
+            score_parts.append(scores)
+            id_parts.append(ids + int(self._chunk_base[i]))
+        scores, ids = np.concatenate(score_parts), np.concatenate(id_parts)
+        if len(scores) > k:
+            part = np.argpartition(-scores, k - 1)[:k]
+            scores, ids = scores[part], ids[part]
+        # Ties by chunk id, so that equal scores rank the same whichever way they arrive.
+        order = np.lexsort((ids, -scores))
+        return scores[order], ids[order]
+
+    def translate(
+        self, vectors: np.ndarray, *, per_word: int, min_sim: float
+    ) -> list[list[str]]:
+        """For each word vector, the corpus words at least min_sim close (best first)."""
+        out: list[list[str]] = []
+        for v in vectors:
+            found: list[tuple[float, str]] = []
+            for entry in self._segments:
+                seg = entry.segment
+                if not len(seg.words):
+                    continue
+                sims, ids = seg.word_vectors.search(v, per_word)
+                found.extend((float(s), str(seg.words[j])) for s, j in zip(sims, ids,
+                                                                           strict=True))
+            found.sort(key=lambda t: -t[0])
+            out.append([w for s, w in found[:per_word] if s >= min_sim])
+        return out
+
+    def close_spellings(self, folded: str, *, n: int, cutoff: float) -> list[str]:
+        """Corpus words (folded) spelt close to `folded` (difflib ratio >= cutoff), found
+        through a trigram index rather than a scan of the vocabulary."""
+        import difflib
+
+        from qa.store.segments import trigram_keys
+
+        keys = np.array(trigram_keys(folded), dtype=np.int64)
+        candidates: set[str] = set()
+        for entry in self._segments:
+            seg = entry.segment
+            if not len(seg.tri_keys):
+                continue
+            pos = np.minimum(np.searchsorted(seg.tri_keys, keys), len(seg.tri_keys) - 1)
+            pos = pos[np.asarray(seg.tri_keys[pos]) == keys]
+            if not len(pos):
+                continue
+            members = np.concatenate([
+                np.asarray(seg.tri_words[int(seg.tri_indptr[p]) : int(seg.tri_indptr[p + 1])])
+                for p in pos
+            ])
+            counts = np.bincount(members)
+            best = np.argsort(-counts, kind="stable")[:50]
+            # Two shared trigrams at least: Putin/Poutine share 'uti' and 'tin'.
+            candidates.update(fold(str(seg.words[j])) for j in best if counts[j] >= 2)
+        return difflib.get_close_matches(folded, sorted(candidates), n=n, cutoff=cutoff)
+
+    def close(self) -> None:
+        for s in self._segments:
+            s.segment.close()
 
 
-def read_manifest(index_dir: Path) -> dict[str, Any]:
-    """The live manifest, or IndexNotFoundError."""
-    index_dir = Path(index_dir)
-    gen = _current_generation(index_dir)
-    if gen is None:
-        raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
-    return _read_manifest(gen)
+# ---------------------------------------------------------------------------- open
 
 
 _BLAS_LIMITED = False
@@ -602,39 +467,681 @@ def single_threaded_blas() -> None:
         pass
 
 
-def load_index(index_dir: Path, *, embedder: Embedder) -> Index:
-    """Load the live index, refusing one built with another format or embedder.
+def _open_segments(index_dir: Path, manifest: dict[str, Any], dim: int) -> list[_Open]:
+    opened: list[_Open] = []
+    try:
+        for entry in manifest["segments"]:
+            seg = Segment(index_dir / entry["name"], dim=dim)
+            deleted = frozenset(int(n) for n in entry.get("deleted", []))
+            alive = None
+            if deleted and len(seg.chunks):
+                dead = np.zeros(len(seg.doc_ids), dtype=bool)
+                dead[list(deleted)] = True
+                alive = ~dead[np.asarray(seg.chunks[:, 0])]
+            opened.append(_Open(seg, deleted, alive))
+    except BaseException:
+        for o in opened:
+            o.segment.close()
+        raise
+    return opened
+
+
+def _damaged(index_dir: Path, exc: BaseException) -> IndexMismatchError:
+    return IndexMismatchError(
+        f"index at {index_dir} is damaged ({exc}); run `qa index --rebuild` to rebuild it"
+    )
+
+
+def load_index(index_dir: Path, *, embedder: Embedder, name: str | None = None) -> Index:
+    """Open the live snapshot (or the named one), refusing another format or embedder.
 
     Side effect: BLAS is limited to one thread in this process (see single_threaded_blas).
     """
     single_threaded_blas()
     index_dir = Path(index_dir)
-    gen = _current_generation(index_dir)
-    if gen is None:
-        raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
-    manifest = _read_manifest(gen)
-    check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim, where=index_dir)
-    return _load_generation(gen, manifest, embedder)
+    for attempt in range(3):
+        live = name or _live_name(index_dir)
+        if live is None:
+            raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
+        try:
+            manifest = _read_snapshot(index_dir, live)
+            check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim,
+                           where=index_dir)
+            segments = _open_segments(index_dir, manifest, embedder.dim)
+            return Index(index_dir, live, manifest, embedder, segments)
+        except FileNotFoundError as exc:
+            # A writer pruned this snapshot while we opened it: read CURRENT again.
+            if name is not None or attempt == 2:
+                raise _damaged(index_dir, exc) from exc
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise _damaged(index_dir, exc) from exc
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------- build
+
+
+DEFAULT_CHUNK_SIZE = 600  # chosen on eval/questions.jsonl (README, Quality)
+DEFAULT_CHUNK_OVERLAP = 100
+
+
+def _chunking_or_live(index_dir: Path, size: int | None, overlap: int | None) -> tuple[int, int]:
+    """Fill unset chunking parameters from the live index, else the defaults."""
+    if size is None or overlap is None:
+        live: dict[str, Any] = {}
+        with contextlib.suppress(QAError, OSError):
+            live = dict(read_manifest(index_dir).get("chunking") or {})
+        if size is None:
+            size = int(live.get("size", DEFAULT_CHUNK_SIZE))
+        if overlap is None:
+            overlap = int(live.get("overlap", min(DEFAULT_CHUNK_OVERLAP, size - 1)))
+    return size, overlap
+
+
+class _EmbedCache:
+    """Embeds texts once per build: identical texts (boilerplate, repeated sentences) share
+    one vector. Bounded, so memory follows the batch, not the corpus."""
+
+    MAX = 200_000
+
+    def __init__(self, embedder: Embedder, workers: int) -> None:
+        self.embedder = embedder
+        self._cache: dict[bytes, np.ndarray] = {}
+        self._pool: Any = None
+        self.workers = workers
+        self.embedded = 0
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                for t in texts]
+        todo: dict[bytes, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in self._cache and key not in todo:
+                todo[key] = text
+        if todo:
+            vectors = self._embed_new(list(todo.values()), progress)
+            if len(self._cache) + len(todo) > self.MAX:
+                self._cache.clear()
+            self._cache.update(zip(todo, vectors, strict=True))
+            self.embedded += len(todo)
+        if not texts:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        return np.vstack([self._cache[k] for k in keys]).astype(np.float32)
+
+    def _embed_new(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        batch = 64
+        parts = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+        # Worker processes take seconds to start (each loads the model): only for big batches.
+        if self.workers > 1 and len(parts) > 32 and self._spawn():
+            out = []
+            for part, vecs in zip(parts, self._pool.map(_worker_embed, parts), strict=True):
+                out.append(vecs)
+                if progress:
+                    progress(sum(len(t) for t in part))
+            return np.vstack(out)
+        out = []
+        for part in parts:
+            out.append(self.embedder.embed(part, kind="passage"))
+            if progress:
+                progress(sum(len(t) for t in part))
+        return np.vstack(out) if out else np.zeros((0, self.embedder.dim), np.float32)
+
+    def _spawn(self) -> bool:
+        """Start the worker processes (once); False when the embedder cannot be rebuilt
+        from its id in another process."""
+        if self._pool is not None:
+            return True
+        try:
+            probe = make_embedder(self.embedder.id)
+        except QAError:
+            return False
+        if probe.id != self.embedder.id or type(probe) is not type(self.embedder):
+            return False
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: a forked copy of a process with BLAS threads can deadlock.
+        self._pool = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init, initargs=(self.embedder.id,),
+        )
+        return True
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+_WORKER_EMBEDDER: Embedder | None = None
+
+
+def _worker_init(spec: str) -> None:
+    global _WORKER_EMBEDDER
+    single_threaded_blas()
+    _WORKER_EMBEDDER = make_embedder(spec)
+
+
+def _worker_embed(texts: list[str]) -> np.ndarray:
+    assert _WORKER_EMBEDDER is not None
+    return _WORKER_EMBEDDER.embed(texts, kind="passage")
+
+
+def default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _units_for(doc: Document, *, size: int, overlap: int) -> tuple[list[Chunk], list[Span]]:
+    return chunk_document(doc, size=size, overlap=overlap), split_sentences(doc)
+
+
+def _known_words(segments: Sequence[Segment]) -> set[str]:
+    return {str(w) for seg in segments for w in np.asarray(seg.words)}
+
+
+def _doc_entry(doc: Document, seg: str, n: int, stat: tuple[int, int] | None) -> dict[str, Any]:
+    row = {k: v for k, v in asdict(doc).items()
+           if k not in ("text", "meta", "pages", "body_start", "doc_id")}
+    row.update(length=doc.length, seg=seg, n=n)
+    if stat is not None:
+        row["stat"] = list(stat)
+    return row
+
+
+def _file_stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def build_index(
+    corpus_dir: Path,
+    index_dir: Path,
+    *,
+    embedder: Embedder,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
+    progress: Progress | None = None,
+    rebuild: bool = False,
+    optimize: bool = False,
+    workers: int | None = None,
+    wait: float | None = None,
+) -> BuildReport:
+    """Index corpus_dir into index_dir, embedding only new or changed documents.
+
+    Files whose size and modification time match the live index are not even read. Chunk
+    size and overlap left as None keep the live index's (else 600 and 100). `rebuild`
+    ignores the live index; `optimize` merges all segments into one. Raises CorpusError
+    (no readable document) before anything is written, IndexBusyError when another writer
+    holds the index longer than `wait` seconds.
+    """
+    started = time.perf_counter()
+    corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+    if index_dir.exists() and not index_dir.is_dir():
+        raise QAError(f"the index must be a folder, and {index_dir} is a file")
+    chunk_size, chunk_overlap = _chunking_or_live(index_dir, chunk_size, chunk_overlap)
+    if chunk_overlap >= chunk_size:
+        raise QAError(
+            f"chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size})"
+        )
+    if corpus_dir.exists() and not corpus_dir.is_dir():
+        raise CorpusError(f"the corpus must be a folder, and {corpus_dir} is a file")
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    with writer_lock(index_dir, wait=wait):
+        return _build_locked(
+            corpus_dir, index_dir, embedder=embedder, size=chunk_size, overlap=chunk_overlap,
+            progress=progress, rebuild=rebuild, optimize=optimize,
+            workers=default_workers() if workers is None else workers, started=started,
+        )
+
+
+def _live_for_update(
+    index_dir: Path, embedder: Embedder, chunking: dict[str, Any], rebuild: bool
+) -> tuple[str | None, dict[str, Any] | None, dict[str, str]]:
+    """(live snapshot name, its manifest when its segments can be reused, old hashes)."""
+    name = _live_name(index_dir)
+    if name is None:
+        return None, None, {}
+    try:
+        manifest = _read_snapshot(index_dir, name)
+        hashes = {d: str(info["sha256"]) for d, info in manifest["documents"].items()}
+    except (QAError, OSError, KeyError, TypeError, AttributeError):
+        return name, None, {}
+    try:
+        check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim,
+                       where=index_dir)
+    except QAError:
+        return name, None, hashes
+    if rebuild or manifest.get("chunking") != chunking:
+        return name, None, hashes
+    return name, manifest, hashes
+
+
+def _build_locked(
+    corpus_dir: Path, index_dir: Path, *, embedder: Embedder, size: int, overlap: int,
+    progress: Progress | None, rebuild: bool, optimize: bool, workers: int, started: float,
+) -> BuildReport:
+    read_at_ns = time.time_ns()  # files modified after this are newer than the index
+    chunking = {"size": size, "overlap": overlap, "splitter": SPLITTER_VERSION}
+    live_name, live, old_hashes = _live_for_update(index_dir, embedder, chunking, rebuild)
+    old_docs: dict[str, Any] = dict(live["documents"]) if live else {}
+    seg_entries: list[dict[str, Any]] = (
+        [{"name": e["name"], "deleted": sorted(int(n) for n in e.get("deleted", []))}
+         for e in live["segments"]] if live else []
+    )
+    old_segments: list[Segment] = []
+    try:
+        for e in seg_entries:
+            old_segments.append(Segment(index_dir / e["name"], dim=embedder.dim))
+    except (QAError, OSError) as exc:
+        for s in old_segments:
+            s.close()
+        raise IndexMismatchError(
+            f"index at {index_dir} is damaged ({exc}); run `qa index --rebuild`"
+        ) from exc
+    try:
+        return _build_with(
+            corpus_dir, index_dir, embedder=embedder, size=size, overlap=overlap,
+            chunking=chunking, progress=progress, optimize=optimize, workers=workers,
+            started=started, read_at_ns=read_at_ns, live_name=live_name, old_docs=old_docs,
+            old_hashes=old_hashes, seg_entries=seg_entries, old_segments=old_segments,
+        )
+    finally:
+        for s in old_segments:
+            s.close()
+
+
+def _build_with(
+    corpus_dir: Path, index_dir: Path, *, embedder: Embedder, size: int, overlap: int,
+    chunking: dict[str, Any], progress: Progress | None, optimize: bool, workers: int,
+    started: float, read_at_ns: int, live_name: str | None, old_docs: dict[str, Any],
+    old_hashes: dict[str, str], seg_entries: list[dict[str, Any]],
+    old_segments: list[Segment],
+) -> BuildReport:
+    listing = corpus_paths(corpus_dir)
+    stats = {doc_id: _file_stat(path) for doc_id, path in listing}
+    documents: dict[str, dict[str, Any]] = {}
+    to_read: list[tuple[str, Path]] = []
+    for doc_id, path in listing:
+        old = old_docs.get(doc_id)
+        st = stats[doc_id]
+        if old is not None and st is not None and old.get("stat") == list(st):
+            documents[doc_id] = old  # same size and mtime: not even read
+        else:
+            to_read.append((doc_id, path))
+    listed = {d for d, _ in listing}
+    removed_ids = [d for d in old_docs if d not in listed]
+
+    # What the new segments will hold is read and embedded batch by batch.
+    total_bytes = sum((stats[d] or (0, 0))[0] for d, _ in to_read)
+    done_bytes = 0
+    if progress:
+        progress(0, total_bytes)
+
+    def advance(n: int) -> None:
+        nonlocal done_bytes
+        done_bytes = min(total_bytes, done_bytes + n)
+        if progress:
+            progress(done_bytes, total_bytes)
+
+    deleted: dict[str, set[int]] = {e["name"]: set(e["deleted"]) for e in seg_entries}
+
+    def tombstone(doc_id: str) -> None:
+        old = old_docs.get(doc_id)
+        if old is not None and old.get("seg") in deleted:
+            deleted[old["seg"]].add(int(old["n"]))
+
+    for doc_id in removed_ids:
+        tombstone(doc_id)
+    skipped: list[SkippedFile] = []
+    added = changed = 0
+    unchanged = len(documents)
+    known_words = _known_words(old_segments)
+    cache = _EmbedCache(embedder, workers)
+    new_names: list[str] = []
+    number = _next_number(index_dir)
+    pending: list[Document] = []
+    pending_chars = 0
+    embedded_chunks = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_chars, number, embedded_chunks
+        if not pending:
+            return
+        units, words, word_vecs, n_chunks = _embed_batch(
+            pending, cache=cache, size=size, overlap=overlap, known_words=known_words,
+            advance=advance,
+        )
+        embedded_chunks += n_chunks
+        name = new_segment_name(number)
+        number += 1
+        write_segment(index_dir, name, units, dim=embedder.dim, words=words,
+                      word_vectors=word_vecs)
+        new_names.append(name)
+        for n, du in enumerate(units):
+            documents[du.document.doc_id] = _doc_entry(
+                du.document, name, n, stats.get(du.document.doc_id))
+        pending, pending_chars = [], 0
+
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        for item in read_documents(corpus_dir, to_read):
+            if isinstance(item, SkippedFile):
+                skipped.append(item)
+                tombstone(item.path)
+                continue
+            doc = item
+            old = old_docs.get(doc.doc_id)
+            if old is not None and old.get("sha256") == doc.sha256 and old.get("seg") in deleted:
+                documents[doc.doc_id] = {**old, "stat": list(stats[doc.doc_id] or (0, 0))}
+                unchanged += 1
+                advance(len(doc.text))
+                continue
+            if old_hashes.get(doc.doc_id) == doc.sha256:
+                unchanged += 1
+            elif doc.doc_id in old_hashes:
+                changed += 1
+            else:
+                added += 1
+            tombstone(doc.doc_id)
+            pending.append(doc)
+            pending_chars += len(doc.text)
+            if pending_chars >= BATCH_CHARS:
+                flush()
+        flush()
+        removed = sum(1 for d in old_hashes if d not in listed or d not in documents)
+        if not documents:
+            detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
+            raise CorpusError(
+                f"no readable document in {corpus_dir}{detail}; nothing was indexed"
+            )
+        # Segments in corpus order of their first use; the documents map keeps corpus order.
+        ordered = {d: documents[d] for d, _ in listing if d in documents}
+        entries = [{"name": e["name"], "deleted": sorted(deleted[e["name"]])}
+                   for e in seg_entries] + [{"name": n, "deleted": []} for n in new_names]
+        entries, ordered, merged = _merge_if_needed(
+            index_dir, entries, ordered, embedder=embedder, optimize=optimize,
+            number=number, old_segments={s.name: s for s in old_segments},
+        )
+        counts = _count(index_dir, entries, embedder.dim)
+        if counts["chunks"] == 0:
+            raise CorpusError(
+                f"no text to index in {corpus_dir}: its documents hold only metadata; "
+                "nothing was indexed"
+            )
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "embedder": {"id": embedder.id, "dim": embedder.dim},
+            "chunking": chunking,
+            "store": {"vectors": {"id": STORE_ID, "version": STORE_VERSION},
+                      "lexical": {"id": LEXICAL_ID, "version": LEXICAL_VERSION}},
+            "corpus": str(corpus_dir.resolve()),
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "built_at_ns": read_at_ns,
+            "skipped": [s.path for s in skipped],
+            "counts": {"documents": len(ordered), **counts, "segments": len(entries)},
+            "segments": entries,
+            "documents": ordered,
+        }
+        name = _commit(index_dir, manifest, number)
+    except BaseException:
+        # Segments this build wrote are named by no snapshot: remove them now.
+        for n in new_names:
+            shutil.rmtree(index_dir / n, ignore_errors=True)
+        raise
+    finally:
+        cache.close()
+    _prune(index_dir, keep=name)
+    return BuildReport(
+        documents=len(ordered), chunks=counts["chunks"], added=added, changed=changed,
+        unchanged=unchanged, removed=removed, embedded_chunks=embedded_chunks,
+        skipped=skipped, seconds=time.perf_counter() - started, path=str(index_dir),
+        segments=len(entries), merged=merged,
+    )
+
+
+def _embed_batch(
+    docs: list[Document], *, cache: _EmbedCache, size: int, overlap: int,
+    known_words: set[str], advance: Callable[[int], None],
+) -> tuple[list[DocUnits], list[str], np.ndarray, int]:
+    parts = [(doc, *_units_for(doc, size=size, overlap=overlap)) for doc in docs]
+    chunk_texts = [c.text for _, chunks, _ in parts for c in chunks]
+    sent_texts = [d.text[s.start : s.end] for d, _, sents in parts for s in sents]
+    doc_chars = sum(len(d.text) for d in docs)
+    embed_chars = max(1, sum(map(len, chunk_texts)) + sum(map(len, sent_texts)))
+
+    def scaled(n: int) -> None:  # progress in corpus characters, from embedded characters
+        advance(n * doc_chars // embed_chars)
+
+    chunk_vecs = cache.embed(chunk_texts, scaled)
+    sent_vecs = cache.embed(sent_texts, scaled)
+    words = [w for w in vocabulary([d.text[d.body_start :] for d in docs]) if w not in known_words]
+    known_words.update(words)
+    word_vecs = cache.embed(words, None)
+    out, ci, si = [], 0, 0
+    for doc, chunks, sents in parts:
+        out.append(DocUnits(
+            doc, chunks, sents, chunk_vecs[ci : ci + len(chunks)], sent_vecs[si : si + len(sents)],
+            [tokens(c.text) or ["\u2205"] for c in chunks],
+        ))
+        ci += len(chunks)
+        si += len(sents)
+    return out, words, word_vecs, len(chunk_texts)
+
+
+def _count(index_dir: Path, entries: list[dict[str, Any]], dim: int) -> dict[str, int]:
+    chunks = sentences = 0
+    for e in entries:
+        seg = Segment(index_dir / e["name"], dim=dim)
+        try:
+            dead = set(e["deleted"])
+            if dead:
+                docs = np.asarray(seg.chunks[:, 0])
+                chunks += int(np.sum(~np.isin(docs, list(dead))))
+                sdocs = np.asarray(seg.sentences[:, 0])
+                sentences += int(np.sum(~np.isin(sdocs, list(dead))))
+            else:
+                chunks += len(seg.chunks)
+                sentences += len(seg.sentences)
+        finally:
+            seg.close()
+    return {"chunks": chunks, "sentences": sentences}
+
+
+def _merge_if_needed(
+    index_dir: Path, entries: list[dict[str, Any]], documents: dict[str, dict[str, Any]], *,
+    embedder: Embedder, optimize: bool, number: int, old_segments: dict[str, Segment],
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], int]:
+    """Merge segments: all of them (optimize), segments with nothing alive (dropped), or the
+    smallest while there are more than MAX_SEGMENTS. Returns (entries, documents, merged)."""
+    live_count = {e["name"]: 0 for e in entries}
+    for info in documents.values():
+        live_count[info["seg"]] = live_count.get(info["seg"], 0) + 1
+    entries = [e for e in entries if live_count.get(e["name"], 0) > 0]
+    if optimize:
+        victims = [e["name"] for e in entries] if (
+            len(entries) > 1 or any(e["deleted"] for e in entries)) else []
+    elif len(entries) > MAX_SEGMENTS:
+        by_size = sorted(entries, key=lambda e: live_count[e["name"]])
+        victims = [e["name"] for e in by_size[: len(entries) - MAX_SEGMENTS + 1]]
+    else:
+        victims = []
+    if not victims:
+        return entries, documents, 0
+    opened: dict[str, Segment] = {}
+    try:
+        for v in victims:
+            opened[v] = old_segments.get(v) or Segment(index_dir / v, dim=embedder.dim)
+        units: list[DocUnits] = []
+        for info in documents.values():
+            if info["seg"] in opened:
+                units.append(read_units(opened[info["seg"]], int(info["n"]), tokens))
+        words: list[str] = []
+        word_vecs: list[np.ndarray] = []
+        seen: set[str] = set()
+        for v in victims:
+            seg = opened[v]
+            fresh = [i for i, w in enumerate(np.asarray(seg.words)) if str(w) not in seen]
+            seen.update(str(seg.words[i]) for i in fresh)
+            words.extend(str(seg.words[i]) for i in fresh)
+            word_vecs.append(seg.word_vectors.vectors(np.array(fresh, dtype=np.int64)))
+        name = new_segment_name(number)
+        write_segment(index_dir, name, units, dim=embedder.dim, words=words,
+                      word_vectors=np.vstack(word_vecs) if word_vecs
+                      else np.zeros((0, embedder.dim), np.float32))
+    finally:
+        for v, seg in opened.items():
+            if v not in old_segments:
+                seg.close()
+    by_doc = {du.document.doc_id: n for n, du in enumerate(units)}
+    documents = {d: ({**info, "seg": name, "n": by_doc[d]} if d in by_doc else info)
+                 for d, info in documents.items()}
+    kept = [e for e in entries if e["name"] not in opened]
+    return [*kept, {"name": name, "deleted": []}], documents, len(victims)
+
+
+def _next_number(index_dir: Path) -> int:
+    numbers = [0]
+    with contextlib.suppress(OSError):
+        for p in index_dir.iterdir():
+            m = _SNAPSHOT.fullmatch(p.name)
+            if m:
+                numbers.append(int(m.group(1)))
+            elif _SEGMENT.fullmatch(p.name.removeprefix(".tmp-")):
+                numbers.append(int(p.name.removeprefix(".tmp-").split("-")[1]))
+    return max(numbers) + 1
+
+
+def _commit(index_dir: Path, manifest: dict[str, Any], number: int) -> str:
+    """Write the snapshot, then point CURRENT at it (the atomic switch)."""
+    name = f"snap-{number:06d}.json"
+    try:
+        _write_atomic(index_dir / name, json.dumps(manifest, ensure_ascii=False))
+        _write_atomic(index_dir / CURRENT, name + "\n")
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            if _live_name(index_dir) != name:
+                (index_dir / name).unlink()
+        if exc.errno == errno.ENOSPC:
+            raise QAError(f"the disk is full: the index at {index_dir} is unchanged") from exc
+        raise QAError(f"cannot write the index at {index_dir} ({exc.strerror})") from exc
+    return name
+
+
+def _prune(index_dir: Path, *, keep: str) -> None:
+    """Delete snapshots beyond the newest KEEP_SNAPSHOTS that were superseded more than
+    GRACE_SECONDS ago, then segments no remaining snapshot names (and our own leftovers:
+    format-1 generations, temporary folders of dead builds). Only names this code makes
+    are ever deleted, in case --index points at a folder that holds other things."""
+    try:
+        names = sorted(p.name for p in index_dir.iterdir() if _SNAPSHOT.fullmatch(p.name))
+    except OSError:
+        return
+    now = time.time()
+    kept: list[str] = []
+    for i, n in enumerate(reversed(names)):
+        successor = names[len(names) - i] if i else None
+        young = successor is not None and now - _mtime(index_dir / successor) < GRACE_SECONDS
+        if n == keep or i < KEEP_SNAPSHOTS or young:
+            kept.append(n)
+        else:
+            with contextlib.suppress(OSError):
+                (index_dir / n).unlink()
+    referenced: set[str] = set()
+    for n in kept:
+        with contextlib.suppress(OSError, QAError, KeyError, TypeError):
+            referenced.update(e["name"] for e in _read_snapshot(index_dir, n)["segments"])
+    for p in index_dir.iterdir():
+        plain = p.name.removeprefix(".tmp-")
+        ours = _SEGMENT.fullmatch(plain) or (
+            _OLD_GENERATION.fullmatch(plain) and now - _mtime(p) > GRACE_SECONDS)
+        if p.is_dir() and ours and p.name not in referenced:
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith((f".{CURRENT}.", ".snap-")) and p.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
+    """Full check (`qa index --check`): every document's text against its sha256 and every
+    segment's files against its counts. Returns the problems found (empty: healthy)."""
+    problems: list[str] = []
+    try:
+        index = load_index(index_dir, embedder=embedder)
+    except QAError as exc:
+        return [str(exc)]
+    try:
+        for doc_id in index.doc_ids():
+            try:
+                doc = index.doc(doc_id)
+            except (QAError, OSError, ValueError, KeyError) as exc:
+                problems.append(f"{doc_id}: unreadable ({exc})")
+                continue
+            if hashlib.sha256(doc.text.encode("utf-8")).hexdigest() != doc.sha256:
+                problems.append(f"{doc_id}: text does not match its sha256")
+    finally:
+        index.close()
+    return problems
+
+
+def ann_recall(
+    index_dir: Path, embedder_spec: str, questions: Sequence[str], *, k: int = 10
+) -> float:
+    """Mean recall@k of the chunk search against exact search, over these questions."""
+    embedder = make_embedder(embedder_spec)
+    index = load_index(index_dir, embedder=embedder)
+    try:
+        vectors = embedder.embed(list(questions), kind="query")
+        recalls = []
+        for v in vectors:
+            _, approx = index.dense_search(v, k)
+            exact_parts = []
+            for i, seg in enumerate(index.segments):
+                sims, ids = seg.vectors.search_exact(v, k)
+                exact_parts.append((sims, ids + int(index._chunk_base[i])))
+            sims = np.concatenate([s for s, _ in exact_parts])
+            ids = np.concatenate([i for _, i in exact_parts])
+            exact = ids[np.argsort(-sims, kind="stable")[:k]]
+            recalls.append(len(set(approx.tolist()) & set(exact.tolist())) / max(1, len(exact)))
+        return float(np.mean(recalls)) if recalls else 1.0
+    finally:
+        index.close()
 
 
 def corpus_changes(index: Index, corpus_dir: Path) -> list[str]:
     """Files of corpus_dir added, removed or modified since the index was built (by listing
-    and modification time: one stat per file, no reading)."""
-    built_ns = index.manifest.get("built_at_ns")
-    if not isinstance(built_ns, int) or not Path(corpus_dir).is_dir():
+    and size/modification time: one stat per file, no reading). Skipped for corpora over
+    STALE_CHECK_MAX_FILES documents, where even the listing costs more than an answer."""
+    if index.n_documents > STALE_CHECK_MAX_FILES or not Path(corpus_dir).is_dir():
         return []
-    known = set(index.documents) | set(index.manifest.get("skipped", []))
+    built_ns = index.manifest.get("built_at_ns")
+    known = set(index.doc_ids()) | set(index.manifest.get("skipped", []))
     changed = []
     seen = set()
     for doc_id, path in corpus_paths(Path(corpus_dir)):
         seen.add(doc_id)
-        try:
-            modified = path.stat().st_mtime_ns > built_ns
-        except OSError:
-            modified = True
-        if doc_id not in known or modified:
+        st = _file_stat(path)
+        if doc_id not in known:
             changed.append(doc_id)
-    changed.extend(sorted(d for d in index.documents if d not in seen))
+        elif index.has_doc(doc_id):
+            recorded = index._docs[doc_id].get("stat")
+            if st is None or (recorded is not None and list(st) != recorded) or (
+                recorded is None and isinstance(built_ns, int) and st[1] > built_ns):
+                changed.append(doc_id)
+    changed.extend(sorted(d for d in index.doc_ids() if d not in seen))
     return changed
 
 
@@ -665,3 +1172,4 @@ def open_index(
             chunk_overlap=chunk_overlap, progress=progress,
         )
     return load_index(index_dir, embedder=embedder), report
+

@@ -137,84 +137,36 @@ SPELLING_MIN_RATIO = 0.75
 
 def prepare(index: Index, question: str) -> Query:
     """Embed the question; match each of its words to corpus stems, translating if needed."""
-    import difflib
-
-    vocab = index.bm25.vocab_dict
     words = content_words(question)
     groups: list[set[str]] = []
     missing: list[int] = []
     for i, (_, word) in enumerate(words):
         s = stem(word)
-        groups.append({s} if s in vocab else set())
-        if s not in vocab and not word.isdigit():
+        present = index.has_term(s)
+        groups.append({s} if present else set())
+        if not present and not word.isdigit():
             missing.append(i)
     # One embedding call for the question and its unmatched words together.
     vectors = index.embedder.embed(
         [question] + [words[i][0] for i in missing], kind="query"
     )
-    if missing and len(index.vocab):
-        sims = vectors[1:] @ index.vocab_vectors.T
+    if missing:
+        translations = index.translate(
+            vectors[1:], per_word=TRANSLATIONS_PER_WORD, min_sim=TRANSLATION_MIN_SIM
+        )
         for row, i in enumerate(missing):
-            best = np.argsort(-sims[row])[:TRANSLATIONS_PER_WORD]
-            for j in best:
-                if sims[row, j] >= TRANSLATION_MIN_SIM:
-                    groups[i].add(stem(fold(index.vocab[j])))
+            groups[i].update(stem(fold(w)) for w in translations[row])
             surface, folded = words[i]
             if not groups[i] and len(folded) >= 4 and surface[:1].isupper():
-                for close in difflib.get_close_matches(
-                    folded, index.vocab_folded, n=2, cutoff=SPELLING_MIN_RATIO
-                ):
+                for close in index.close_spellings(folded, n=2, cutoff=SPELLING_MIN_RATIO):
                     groups[i].add(stem(close))
-    matched = [frozenset(g & vocab.keys()) for g in groups]
+    matched = [frozenset(t for t in g if index.has_term(t)) for g in groups]
     return Query(question, vectors[0], matched)
 
 
-def dense_scores(index: Index, query: Query, mask: np.ndarray | None) -> np.ndarray:
-    """Per-chunk dense score: the best of the chunk's own similarity and its sentences'."""
-    n = len(index.chunks)
-    if n == 0:
-        return np.zeros(0, dtype=np.float32)
-    q = query.vector.reshape(1, -1).astype(np.float32)
-    scores = np.full(n, -1.0, dtype=np.float32)
-    k = min(n, CANDIDATES)
-    sims, ids = index.chunk_faiss.search(q, k)
-    for sim, ci in zip(sims[0], ids[0], strict=True):
-        if ci >= 0:
-            scores[ci] = sim
-    ks = min(len(index.sentences), CANDIDATES * 3)
-    if ks:
-        s_sims, s_ids = index.sentence_faiss.search(q, ks)
-        for sim, si in zip(s_sims[0], s_ids[0], strict=True):
-            if si < 0:
-                continue
-            for ci in index.sentence_chunks[si]:
-                if sim > scores[ci]:
-                    scores[ci] = sim
-    if mask is not None:
-        # Filtered chunks may lie beyond the candidate lists: score the allowed ones exactly.
-        allowed = np.flatnonzero(mask)
-        exact = index.chunk_vectors[allowed] @ query.vector
-        scores[allowed] = np.maximum(scores[allowed], exact)
-        scores[~mask] = -np.inf
-    return scores
-
-
-def lexical_scores(index: Index, query: Query) -> np.ndarray:
-    if not query.terms or not len(index.chunks):
-        return np.zeros(len(index.chunks), dtype=np.float32)
-    return np.asarray(index.bm25.get_scores(query.terms), dtype=np.float32)
-
-
-def _ranks(scores: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-    """1-based rank of each eligible entry by score (ties by position); 0 for the rest."""
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.zeros(len(scores), dtype=np.int64)
-    r = 0
-    for i in order:
-        if eligible[i]:
-            r += 1
-            ranks[i] = r
-    return ranks
+def _rank_of(ids: np.ndarray) -> dict[int, int]:
+    """1-based rank of each id in a best-first list."""
+    return {int(i): r for r, i in enumerate(ids.tolist(), start=1)}
 
 
 def retrieve(
@@ -226,37 +178,51 @@ def retrieve(
     filters: Filters | None = None,
     lexical_weight: float = 1.0,
 ) -> list[Passage]:
-    """Rank the index's chunks for a prepared query; best first, at most k."""
+    """Rank the index's chunks for a prepared query; best first, at most k.
+
+    Each ranker contributes its CANDIDATES best chunks (dense: FAISS over chunk vectors;
+    lexical: BM25 postings of the query terms), so a query touches candidates, never every
+    chunk. Filters restrict both searches to the allowed documents.
+    """
     filters = filters or Filters()
-    n = len(index.chunks)
-    mask = None
-    if filters.active:
-        allowed = _allowed_docs(index, filters)
-        mask = np.array([c.doc_id in allowed for c in index.chunks], dtype=bool)
-    dense = dense_scores(index, query, mask) if mode != "lexical" else np.zeros(n, np.float32)
-    lexical = lexical_scores(index, query) if mode != "dense" else np.zeros(n, np.float32)
-    eligible = np.ones(n, dtype=bool) if mask is None else mask.copy()
+    allowed = _allowed_docs(index, filters) if filters.active else None
+    if allowed is not None and not allowed:
+        return []
+    dense: dict[int, float] = {}
+    lexical: dict[int, float] = {}
+    d_ids = l_ids = np.zeros(0, np.int64)
+    if mode != "lexical":
+        sims, d_ids = index.dense_search(query.vector, CANDIDATES, allowed_docs=allowed)
+        dense = dict(zip(d_ids.tolist(), sims.tolist(), strict=True))
+    if mode != "dense":
+        scores, l_ids = index.lexical_search(query.terms, CANDIDATES, allowed_docs=allowed)
+        keep = scores > 0
+        l_ids = l_ids[keep]
+        lexical = dict(zip(l_ids.tolist(), scores[keep].tolist(), strict=True))
 
     if mode == "dense":
-        fused = dense.astype(np.float64)
+        fused = dict(dense)
     elif mode == "lexical":
-        fused = lexical.astype(np.float64)
-        eligible &= lexical > 0
+        fused = dict(lexical)
     else:
-        d_rank = _ranks(dense, eligible)
-        l_rank = _ranks(lexical, eligible & (lexical > 0))
+        d_rank, l_rank = _rank_of(d_ids), _rank_of(l_ids)
         w_lex = lexical_weight * query.coverage
-        fused = np.where(d_rank > 0, 1.0 / (RRF_K + d_rank), 0.0)
-        fused += np.where(l_rank > 0, w_lex / (RRF_K + l_rank), 0.0)
-    order = [i for i in np.argsort(-fused, kind="stable") if eligible[i]][:k]
+        fused = {}
+        for cid in d_rank.keys() | l_rank.keys():
+            score = 1.0 / (RRF_K + d_rank[cid]) if cid in d_rank else 0.0
+            if cid in l_rank:
+                score += w_lex / (RRF_K + l_rank[cid])
+            fused[cid] = score
+    # Ties by chunk id: the same question ranks the same passages on every run.
+    order = sorted(fused, key=lambda cid: (-fused[cid], cid))[:k]
     return [
         Passage(
             rank=r + 1,
-            chunk_id=int(i),
-            chunk=index.chunks[i],
-            score=float(fused[i]),
-            dense=float(dense[i]),
-            lexical=float(lexical[i]),
+            chunk_id=int(cid),
+            chunk=index.chunk(cid),
+            score=float(fused[cid]),
+            dense=float(dense.get(cid, -1.0)),
+            lexical=float(lexical.get(cid, 0.0)),
         )
-        for r, i in enumerate(order)
+        for r, cid in enumerate(order)
     ]

@@ -13,14 +13,14 @@ pytestmark = pytest.mark.slow
 
 def _check_invariants(index: Index, a: Answer) -> None:
     for c in a.citations:
-        assert index.documents[c.doc_id].text[c.start : c.end] == c.text
+        assert index.doc(c.doc_id).text[c.start : c.end] == c.text
     assert [c.rank for c in a.citations] == list(range(1, len(a.citations) + 1))
     if a.abstained:
         assert a.answer is None and a.answer_span is None
         return
     span = a.answer_span
     assert span is not None
-    assert index.documents[span.doc_id].text[span.start : span.end] == a.answer
+    assert index.doc(span.doc_id).text[span.start : span.end] == a.answer
     assert any(c.doc_id == span.doc_id and c.start <= span.start and span.end <= c.end
                for c in a.citations)
 

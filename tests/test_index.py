@@ -14,7 +14,13 @@ from qa.retrieval import prepare, retrieve
 
 
 def _generations(index_dir: Path) -> list[str]:
-    return sorted(p.name for p in index_dir.iterdir() if p.name.startswith(("g-", ".tmp-")))
+    """Snapshots, segments and leftovers of the index folder."""
+    return sorted(p.name for p in index_dir.iterdir()
+                  if p.name.startswith(("snap-", "seg-", ".tmp-", "g-")))
+
+
+def _chunks(index: index_mod.Index) -> list[object]:
+    return [index.chunk(i) for i in index.live_chunk_ids()]
 
 
 def test_manifest_records_what_load_checks(corpus_dir: Path, tmp_path: Path,
@@ -45,10 +51,10 @@ def test_other_format_version_is_refused(corpus_dir: Path, tmp_path: Path,
                                          fake_embedder: Embedder) -> None:
     ix = tmp_path / "ix"
     build_index(corpus_dir, ix, embedder=fake_embedder)
-    gen = ix / (ix / CURRENT).read_text().strip()
-    manifest = json.loads((gen / "manifest.json").read_text())
+    snap = ix / (ix / CURRENT).read_text().strip()
+    manifest = json.loads(snap.read_text())
     manifest["format_version"] = 999
-    (gen / "manifest.json").write_text(json.dumps(manifest))
+    snap.write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatchError, match=r"format version 999.*qa index"):
         load_index(ix, embedder=fake_embedder)
 
@@ -64,11 +70,13 @@ def test_failed_build_leaves_the_old_index_untouched(
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(index_mod, "_bm25", boom)  # fails midway through writing
+    import qa.store.segments as segments_mod
+
+    monkeypatch.setattr(segments_mod, "write_lexical", boom)  # fails midway through writing
     with pytest.raises(OSError, match="disk full"):
         build_index(corpus_dir, ix, embedder=fake_embedder)
     assert ((ix / CURRENT).read_text(), _generations(ix)) == before
-    assert "new.txt" not in load_index(ix, embedder=fake_embedder).documents
+    assert not load_index(ix, embedder=fake_embedder).has_doc("new.txt")
 
 
 def test_interrupted_build_leaves_the_old_index_untouched(
@@ -87,7 +95,7 @@ def test_interrupted_build_leaves_the_old_index_untouched(
     with pytest.raises(KeyboardInterrupt):
         build_index(corpus_dir, ix, embedder=fake_embedder, progress=interrupt)
     assert (ix / CURRENT).read_text() == before
-    assert len(load_index(ix, embedder=fake_embedder).documents) == 5
+    assert load_index(ix, embedder=fake_embedder).n_documents == 5
 
 
 def test_empty_corpus_leaves_the_index_untouched(
@@ -129,23 +137,35 @@ def test_incremental_update_reembeds_only_changes(corpus_dir: Path, tmp_path: Pa
     second = build_index(corpus_dir, ix, embedder=emb)
     assert (second.added, second.changed, second.unchanged, second.removed) == (1, 1, 3, 1)
     loaded = load_index(ix, embedder=emb)
-    assert set(loaded.documents) == {
+    assert set(loaded.doc_ids()) == {
         "000_25f13bc6add64f1c.txt", "001_113f9629b7018fa7.txt", "002_fa5fa4bef9b4e309.txt",
         "003_c79683804ee38f58.txt", "new.md"}
-    new_chunks = [c for c in loaded.chunks if c.doc_id in ("new.md", changed.name)]
-    kept_chunks = [c for c in loaded.chunks if c not in new_chunks]
+    live_chunks = _chunks(loaded)
+    new_chunks = [c for c in live_chunks if c.doc_id in ("new.md", changed.name)]
+    kept_chunks = [c for c in live_chunks if c not in new_chunks]
     assert second.embedded_chunks == len(new_chunks)
     embedded = set(emb.seen)
     assert all(c.text in embedded for c in new_chunks)
     assert not any(c.text in embedded for c in kept_chunks)  # unchanged documents: none
     # Words: only those new to the corpus ('ajout', 'reçu'...), not the whole vocabulary.
-    assert len(embedded) < len(loaded.vocab) / 2
+    assert len(embedded) < sum(len(s.words) for s in loaded.segments) / 2
+    # The old copies are tombstoned, not rewritten: the first segment is still there.
+    assert loaded.manifest["counts"]["segments"] == 2
+    assert sorted(len(e["deleted"]) for e in loaded.manifest["segments"]) == [0, 2]
 
-    # Reused vectors are the same as freshly computed ones.
+    # Merged (which drops the tombstoned copies from the BM25 statistics, as Lucene does),
+    # the updated index answers exactly as one built from scratch, with no re-embedding.
+    emb.texts = 0
+    optimized = build_index(corpus_dir, ix, embedder=emb, optimize=True)
+    assert (optimized.segments, optimized.merged, emb.texts) == (1, 2, 0)
+    loaded = load_index(ix, embedder=emb)
     fresh = build_index(corpus_dir, tmp_path / "fresh", embedder=HashEmbedder(64))
     assert fresh.chunks == second.chunks
     reloaded = load_index(tmp_path / "fresh", embedder=HashEmbedder(64))
-    assert (reloaded.chunk_vectors == loaded.chunk_vectors).all()
+    for q in ["Kim Jong-un a reçu Lavrov", "Pyongyang Moscou armes", "Ajout"]:
+        a = [(p.chunk, round(p.score, 5)) for p in retrieve(loaded, prepare(loaded, q), k=8)]
+        b = [(p.chunk, round(p.score, 5)) for p in retrieve(reloaded, prepare(reloaded, q), k=8)]
+        assert a == b
 
 
 def test_unchanged_corpus_embeds_nothing(corpus_dir: Path, tmp_path: Path) -> None:
@@ -154,7 +174,8 @@ def test_unchanged_corpus_embeds_nothing(corpus_dir: Path, tmp_path: Path) -> No
     emb.texts = 0
     report = build_index(corpus_dir, tmp_path / "ix", embedder=emb)
     assert (report.unchanged, report.embedded_chunks, emb.texts) == (5, 0, 0)
-    assert len(_generations(tmp_path / "ix")) == index_mod.KEEP_GENERATIONS
+    snapshots = [g for g in _generations(tmp_path / "ix") if g.startswith("snap-")]
+    assert len(snapshots) == index_mod.KEEP_SNAPSHOTS
 
 
 def test_changed_chunking_reembeds_everything(
@@ -217,14 +238,16 @@ def test_save_load_gives_the_same_ranking(real_index: index_mod.Index, tmp_path:
 
 
 def test_prune_keeps_foreign_folders(corpus_dir: Path, tmp_path: Path,
-                                     fake_embedder: Embedder) -> None:
+                                     fake_embedder: Embedder,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
     ix = tmp_path / "ix"
     (ix / "g-my-notes").mkdir(parents=True)
     for _ in range(3):
         (corpus_dir / "extra.txt").write_text(f"Texte {_} sur Pyongyang.", encoding="utf-8")
         build_index(corpus_dir, ix, embedder=fake_embedder)
     assert (ix / "g-my-notes").is_dir()
-    assert len([p for p in ix.iterdir() if p.name.startswith("g-2")]) == 2
+    assert len([p for p in ix.iterdir() if p.name.startswith("snap-")]) == 2
 
 
 def test_index_exists(corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder) -> None:

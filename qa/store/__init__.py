@@ -1,0 +1,1 @@
+"""Storage behind the index: vector stores, the lexical index, immutable segments."""

@@ -1,0 +1,287 @@
+"""Immutable segments: a batch of documents with their texts, units, vectors and postings.
+
+One segment is a folder written once and never changed::
+
+    seg-<n>-<rand>/
+      segment.json       counts, doc ids, store parameters (written last: no file, no segment)
+      docs.jsonl         each document's fields but its text, one line each
+      texts.bin          the documents' texts, UTF-8, back to back (offsets in docs.jsonl)
+      chunks.npy         (doc, start, end) per chunk, character offsets into the text
+      chunk_sents.npy    (first, last+1) sentence of each chunk
+      sentences.npy      (doc, start, end) per sentence
+      sent_codes.npy     sentence vectors, int8, scaled per row (sent_scale.npy)
+      chunks.faiss       chunk vectors (qa.store.vectors)
+      lex_*.npy          BM25 postings (qa.store.lexical)
+      words.npy          corpus words first seen in this segment, words.faiss their vectors,
+      tri_*.npy          and a character-trigram index of them for close spellings
+
+Every array is memory-mapped on open; a document's text is read when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.chunking import Chunk, Span
+from qa.documents import Document
+from qa.errors import IndexMismatchError
+from qa.store.lexical import SegmentLexical, write_lexical
+from qa.store.vectors import ANN_MIN, FaissVectors, write_vectors
+from qa.text import fold
+
+SEGMENT_VERSION = 1
+SEGMENT_FILE = "segment.json"
+_TRIGRAM_BUCKETS = 1 << 22
+
+
+@dataclass
+class DocUnits:
+    """One document ready to be written: its chunks, sentences and their vectors."""
+
+    document: Document
+    chunks: list[Chunk]
+    sentences: list[Span]
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    tokens: list[list[str]]  # lexical tokens of each chunk
+
+
+def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 codes and a float32 scale per row: 516 bytes for a 512-d vector instead of 2,048,
+    with cosine errors around 1e-3 (a sentence score moves by less than its rounding)."""
+    vectors = np.asarray(vectors, np.float32)
+    scale = np.max(np.abs(vectors), axis=1) / 127.0 if len(vectors) else np.zeros(0, np.float32)
+    scale = np.maximum(scale, 1e-12).astype(np.float32)
+    codes = np.clip(np.rint(vectors / scale[:, None]), -127, 127).astype(np.int8)
+    return codes, scale
+
+
+def trigram_keys(word: str) -> list[int]:
+    padded = f"#{word}#"
+    return sorted({hash_trigram(padded[i : i + 3]) for i in range(len(padded) - 2)})
+
+
+def hash_trigram(tri: str) -> int:
+    # A stable hash (Python's str hash is salted per process).
+    h = 0
+    for ch in tri:
+        h = (h * 1_000_003 + ord(ch)) & 0xFFFFFFFF
+    return h % _TRIGRAM_BUCKETS
+
+
+def _chunk_sentence_ranges(chunks: list[Chunk], sentences: list[Span]) -> np.ndarray:
+    starts = np.array([s.start for s in sentences], dtype=np.int64)
+    ends = np.array([s.end for s in sentences], dtype=np.int64)
+    out = np.zeros((len(chunks), 2), dtype=np.int64)
+    for i, c in enumerate(chunks):
+        # Sentences are in text order and do not overlap: those overlapping the chunk are
+        # the run from the first ending after its start to the last starting before its end.
+        out[i, 0] = np.searchsorted(ends, c.start, side="right")
+        out[i, 1] = np.searchsorted(starts, c.end, side="left")
+    return out
+
+
+def write_segment(
+    folder: Path,
+    name: str,
+    docs: Sequence[DocUnits],
+    *,
+    dim: int,
+    words: Sequence[str],
+    word_vectors: np.ndarray,
+) -> Path:
+    """Write a segment into folder/name (via a temporary folder) and return its path."""
+    tmp = folder / f".tmp-{name}"
+    tmp.mkdir(parents=True)
+    try:
+        doc_rows: list[dict[str, Any]] = []
+        chunk_rows: list[tuple[int, int, int]] = []
+        sent_rows: list[tuple[int, int, int]] = []
+        ranges: list[np.ndarray] = []
+        chunk_vecs: list[np.ndarray] = []
+        sent_vecs: list[np.ndarray] = []
+        tokens: list[Sequence[str]] = []
+        offset, sent_base = 0, 0
+        with open(tmp / "texts.bin", "wb") as texts:
+            for n, du in enumerate(docs):
+                data = du.document.text.encode("utf-8")
+                texts.write(data)
+                row = {k: v for k, v in asdict(du.document).items() if k != "text"}
+                row["_bytes"] = [offset, len(data)]
+                offset += len(data)
+                doc_rows.append(row)
+                chunk_rows.extend((n, c.start, c.end) for c in du.chunks)
+                sent_rows.extend((n, s.start, s.end) for s in du.sentences)
+                ranges.append(_chunk_sentence_ranges(du.chunks, du.sentences) + sent_base)
+                sent_base += len(du.sentences)
+                chunk_vecs.append(du.chunk_vectors.reshape(-1, dim))
+                sent_vecs.append(du.sentence_vectors.reshape(-1, dim))
+                tokens.extend(du.tokens)
+        with open(tmp / "docs.jsonl", "w", encoding="utf-8") as fh:
+            for row in doc_rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        np.save(tmp / "chunks.npy", np.array(chunk_rows, dtype=np.int64).reshape(-1, 3))
+        np.save(tmp / "sentences.npy", np.array(sent_rows, dtype=np.int64).reshape(-1, 3))
+        np.save(tmp / "chunk_sents.npy",
+                np.vstack(ranges) if ranges else np.zeros((0, 2), np.int64))
+        codes, scale = quantise(np.vstack(sent_vecs) if sent_vecs else np.zeros((0, dim)))
+        np.save(tmp / "sent_codes.npy", codes)
+        np.save(tmp / "sent_scale.npy", scale)
+        vec_params = write_vectors(
+            np.vstack(chunk_vecs) if chunk_vecs else np.zeros((0, dim)), tmp / "chunks.faiss",
+            dim=dim,
+        )
+        lex_params = write_lexical(tokens, tmp)
+        _write_words(tmp, list(words), word_vectors, dim=dim)
+        meta = {
+            "segment_version": SEGMENT_VERSION,
+            "doc_ids": [du.document.doc_id for du in docs],
+            "chunks": len(chunk_rows),
+            "sentences": len(sent_rows),
+            "words": len(words),
+            "dim": dim,
+            "vectors": vec_params,
+            "lexical": lex_params,
+        }
+        with open(tmp / SEGMENT_FILE, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        final = folder / name
+        tmp.rename(final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_words(folder: Path, words: list[str], vectors: np.ndarray, *, dim: int) -> None:
+    width = max((len(w) for w in words), default=1)
+    np.save(folder / "words.npy", np.array(words, dtype=f"<U{width}"))
+    write_vectors(np.asarray(vectors, np.float32).reshape(-1, dim), folder / "words.faiss",
+                  dim=dim)
+    postings: dict[int, list[int]] = {}
+    for i, w in enumerate(words):
+        if w[:1].isalpha():
+            for key in trigram_keys(fold(w)):
+                postings.setdefault(key, []).append(i)
+    keys = np.array(sorted(postings), dtype=np.int64)
+    indptr = np.zeros(len(keys) + 1, dtype=np.int64)
+    for i, key in enumerate(keys):
+        indptr[i + 1] = indptr[i] + len(postings[int(key)])
+    members = np.array([w for key in keys for w in postings[int(key)]], dtype=np.int32)
+    np.save(folder / "tri_keys.npy", keys)
+    np.save(folder / "tri_indptr.npy", indptr)
+    np.save(folder / "tri_words.npy", members)
+
+
+def new_segment_name(number: int) -> str:
+    return f"seg-{number:06d}-{secrets.token_hex(3)}"
+
+
+class Segment:
+    """A segment opened for reading: arrays memory-mapped, texts read on demand."""
+
+    def __init__(self, path: Path, *, dim: int) -> None:
+        self.path = path
+        self.name = path.name
+        try:
+            self.meta: dict[str, Any] = json.loads((path / SEGMENT_FILE).read_text("utf-8"))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise IndexMismatchError(f"{path / SEGMENT_FILE} is damaged") from exc
+        if self.meta.get("segment_version") != SEGMENT_VERSION or self.meta.get("dim") != dim:
+            raise IndexMismatchError(f"{path} is a segment of another version or dimension")
+        self.doc_ids: list[str] = list(self.meta["doc_ids"])
+        self.chunks = self._load("chunks.npy", (int(self.meta["chunks"]), 3))
+        self.chunk_sents = self._load("chunk_sents.npy", (int(self.meta["chunks"]), 2))
+        self.sentences = self._load("sentences.npy", (int(self.meta["sentences"]), 3))
+        self.sent_codes = self._load("sent_codes.npy", (int(self.meta["sentences"]), dim))
+        self.sent_scale = self._load("sent_scale.npy", (int(self.meta["sentences"]),))
+        self.words = self._load("words.npy", (int(self.meta["words"]),))
+        self.tri_keys = self._load("tri_keys.npy", None)
+        self.tri_indptr = self._load("tri_indptr.npy", (len(self.tri_keys) + 1,))
+        self.tri_words = self._load("tri_words.npy", None)
+        self.vectors = FaissVectors(path / "chunks.faiss", dim=dim, params=self.meta["vectors"])
+        if self.vectors.ntotal != int(self.meta["chunks"]):
+            raise IndexMismatchError(f"{path / 'chunks.faiss'} does not match its segment")
+        self.word_vectors = FaissVectors(path / "words.faiss", dim=dim,
+                                         params={"kind": "flat" if len(self.words) < ANN_MIN
+                                                 else "ivf"})
+        self.lexical = SegmentLexical(path, n_units=int(self.meta["chunks"]))
+        self._rows: list[dict[str, Any]] | None = None
+        try:
+            fh = open(path / "texts.bin", "rb")  # noqa: SIM115 - kept open with the mmap
+        except OSError as exc:
+            raise IndexMismatchError(f"{path / 'texts.bin'} is unreadable") from exc
+        self._texts_file = fh
+        size = os.fstat(fh.fileno()).st_size
+        self._texts: mmap.mmap | None = (
+            mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        )
+
+    def _load(self, name: str, shape: tuple[int, ...] | None) -> np.ndarray:
+        path = self.path / name
+        try:
+            arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexMismatchError(f"{path} is damaged ({exc.__class__.__name__})") from exc
+        if shape is not None and arr.shape != shape and not (arr.size == 0 and 0 in shape):
+            raise IndexMismatchError(f"{path} has shape {arr.shape}, its segment says {shape}")
+        return arr
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Each document's fields but its text (parsed once, when first needed)."""
+        if self._rows is None:
+            with open(self.path / "docs.jsonl", encoding="utf-8") as fh:
+                self._rows = [json.loads(line) for line in fh]
+            if len(self._rows) != len(self.doc_ids):
+                raise IndexMismatchError(f"{self.path / 'docs.jsonl'} does not match its segment")
+        return self._rows
+
+    def text(self, local_doc: int) -> str:
+        start, length = self.rows()[local_doc]["_bytes"]
+        if self._texts is None:
+            return ""
+        return self._texts[start : start + length].decode("utf-8")
+
+    def document(self, local_doc: int) -> Document:
+        row = {k: v for k, v in self.rows()[local_doc].items() if not k.startswith("_")}
+        return Document(text=self.text(local_doc), **row)
+
+    def sentence_vectors(self, local_ids: np.ndarray) -> np.ndarray:
+        codes = np.asarray(self.sent_codes[local_ids], dtype=np.float32)
+        return codes * np.asarray(self.sent_scale[local_ids], dtype=np.float32)[:, None]
+
+    def close(self) -> None:
+        if self._texts is not None:
+            self._texts.close()
+        self._texts_file.close()
+
+
+def read_units(segment: Segment, local_doc: int, tokens_of: Any) -> DocUnits:
+    """A document's units as stored (for merges: no re-embedding)."""
+    doc = segment.document(local_doc)
+    c_idx = np.flatnonzero(np.asarray(segment.chunks[:, 0]) == local_doc)
+    s_idx = np.flatnonzero(np.asarray(segment.sentences[:, 0]) == local_doc)
+    chunks = [Chunk(doc.doc_id, int(s), int(e), doc.text[int(s) : int(e)])
+              for _, s, e in np.asarray(segment.chunks[c_idx])]
+    sentences = [Span(doc.doc_id, int(s), int(e))
+                 for _, s, e in np.asarray(segment.sentences[s_idx])]
+    return DocUnits(
+        doc, chunks, sentences,
+        segment.vectors.vectors(c_idx),
+        segment.sentence_vectors(s_idx),
+        [tokens_of(c.text) for c in chunks],
+    )
