@@ -35,6 +35,7 @@ from qa.config import Settings
 from qa.embedding import Embedder, make_embedder
 from qa.errors import (
     DocumentNotFoundError,
+    IndexBusyError,
     IndexMismatchError,
     IndexNotFoundError,
     InvalidQuestionError,
@@ -54,6 +55,7 @@ _ERROR_STATUS: list[tuple[type[QAError], int]] = [
     (DocumentNotFoundError, 404),
     (IndexNotFoundError, 503),
     (IndexMismatchError, 503),
+    (IndexBusyError, 409),
 ]
 
 
@@ -311,6 +313,7 @@ class IndexHolder:
             report = build_index(
                 settings.corpus, settings.index, embedder=embedder,
                 chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+                wait=0,  # another process writing the index: 409 now, not a queue
             )
             self.set(load_index(settings.index, embedder=embedder))
             return report

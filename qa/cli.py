@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -54,19 +55,23 @@ def handle_errors(func: F) -> F:
 
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A click progress bar on stderr, driven by (done, total) callbacks."""
+    """A click progress bar on stderr with rate and ETA, driven by (done, total) callbacks
+    (done and total in characters of the corpus)."""
     bars: list[Any] = []
     seen = [0]
+    started = time.monotonic()
 
     def update(done: int, total: int) -> None:
         if not sys.stderr.isatty():  # logs and pipes get the summary line only
             return
         if not bars:
             bars.append(click.progressbar(
-                length=max(total, 1), label=label, file=sys.stderr, show_pos=True
+                length=max(total, 1), label=label, file=sys.stderr, show_percent=True,
+                show_eta=True, item_show_func=lambda rate: rate,
             ))
             bars[0].__enter__()
-        bars[0].update(done - seen[0])
+        rate = done / max(time.monotonic() - started, 1e-6)
+        bars[0].update(done - seen[0], f"{rate / 1000:,.0f}k chars/s")
         seen[0] = done
 
     try:
@@ -102,7 +107,8 @@ def _print_report(report: Any) -> None:
         f"indexed {report.documents} documents, {report.chunks} chunks in {report.seconds:.1f}s "
         f"(added {report.added}, changed {report.changed}, unchanged {report.unchanged}, "
         f"removed {report.removed}; skipped {len(report.skipped)} file(s); "
-        f"embedded {report.embedded_chunks} chunk(s))",
+        f"embedded {report.embedded_chunks} chunk(s); {report.segments} segment(s)"
+        + (f", {report.merged} merged" if report.merged else "") + ")",
         err=True,
     )
     for skipped in report.skipped:
@@ -115,21 +121,43 @@ def _print_report(report: Any) -> None:
               help="Characters per chunk [env QA_CHUNK_SIZE].")
 @click.option("--chunk-overlap", type=click.IntRange(0, 10_000), default=None,
               help="Characters shared by neighbouring chunks [env QA_CHUNK_OVERLAP].")
+@click.option("--optimize", is_flag=True,
+              help="Merge all segments into one (drops deleted documents for good).")
+@click.option("--rebuild", is_flag=True,
+              help="Ignore the existing index and build a new one from scratch.")
+@click.option("--check", is_flag=True,
+              help="Verify every document's text against its hash and every segment file; "
+                   "change nothing.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes that embed in parallel [default: up to 2 cores].")
+@click.option("--wait", type=click.FloatRange(0), default=None,
+              help="Seconds to wait for another qa index on the same folder [default: forever].")
 @handle_errors
 def index_cmd(
     corpus: Path | None, index_dir: Path | None, embedder: str | None,
-    chunk_size: int | None, chunk_overlap: int | None,
+    chunk_size: int | None, chunk_overlap: int | None, optimize: bool, rebuild: bool,
+    check: bool, workers: int | None, wait: float | None,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded)."""
     from qa.embedding import make_embedder
-    from qa.index import build_index
+    from qa.index import build_index, verify_index
 
     s = _settings(corpus=corpus, index=index_dir, embedder=embedder,
                   chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     emb = make_embedder(s.embedder)
-    with progress_bar("embedding") as progress:
+    if check:
+        problems = verify_index(s.index, embedder=emb)
+        for problem in problems:
+            click.echo(f"problem: {problem}", err=True)
+        if problems:
+            _fail(f"{len(problems)} problem(s) in the index at {s.index}; "
+                  "run `qa index --rebuild` to rebuild it")
+        click.echo(f"the index at {s.index} is healthy", err=True)
+        return
+    with progress_bar("indexing") as progress:
         report = build_index(s.corpus, s.index, embedder=emb, chunk_size=s.chunk_size,
-                             chunk_overlap=s.chunk_overlap, progress=progress)
+                             chunk_overlap=s.chunk_overlap, progress=progress,
+                             optimize=optimize, rebuild=rebuild, workers=workers, wait=wait)
     _print_report(report)
 
 

@@ -479,9 +479,11 @@ def _open_segments(index_dir: Path, manifest: dict[str, Any], dim: int) -> list[
                 dead[list(deleted)] = True
                 alive = ~dead[np.asarray(seg.chunks[:, 0])]
             opened.append(_Open(seg, deleted, alive))
-    except BaseException:
+    except BaseException as exc:
         for o in opened:
             o.segment.close()
+        if isinstance(exc, IndexMismatchError):
+            raise IndexMismatchError(f"{exc}; run `qa index --rebuild` to repair it") from exc
         raise
     return opened
 

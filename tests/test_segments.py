@@ -1,0 +1,312 @@
+"""The segment index under updates, merges and faults: tombstones, locks, kill -9, a full
+disk, corrupt files, old formats, readers during rebuilds."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import index as index_mod
+from qa.embedding import Embedder, HashEmbedder
+from qa.errors import IndexBusyError, IndexMismatchError, QAError
+from qa.index import CURRENT, build_index, load_index, writer_lock
+from qa.retrieval import prepare, retrieve
+from qa.store import vectors as vectors_mod
+from qa.store.lexical import SegmentLexical, write_lexical
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _snapshot(ix: Path) -> dict[str, object]:
+    return dict(json.loads((ix / (ix / CURRENT).read_text().strip()).read_text()))
+
+
+def _top(index: index_mod.Index, q: str) -> list[tuple[str, int, int]]:
+    return [(p.chunk.doc_id, p.chunk.start, p.chunk.end)
+            for p in retrieve(index, prepare(index, q), k=5)]
+
+
+def test_unchanged_files_are_not_even_read(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    read: list[str] = []
+    real = index_mod.read_documents
+
+    def counting(root, items):  # type: ignore[no-untyped-def]
+        items = list(items)
+        read.extend(d for d, _ in items)
+        return real(root, items)
+
+    monkeypatch.setattr(index_mod, "read_documents", counting)
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert read == [] and report.unchanged == 5
+    # Touched but identical: read (its stat changed), not re-embedded, no new segment.
+    target = corpus_dir / "002_fa5fa4bef9b4e309.txt"
+    os.utime(target, ns=(time.time_ns(), time.time_ns() + 10**9))
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert read == [target.name]
+    assert (report.unchanged, report.embedded_chunks, report.segments) == (5, 0, 1)
+
+
+def test_deleted_documents_leave_every_search(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    (corpus_dir / "003_c79683804ee38f58.txt").unlink()
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    index = load_index(ix, embedder=fake_embedder)
+    assert not index.has_doc("003_c79683804ee38f58.txt")
+    for q in ["Poutine Pyongyang juin 2024", "When did Putin visit Pyongyang?"]:
+        assert all(d != "003_c79683804ee38f58.txt" for d, _, _ in _top(index, q))
+    _sims, ids = index.dense_search(index.embedder.embed(["Poutine"], kind="query")[0], 1000)
+    assert all(index.chunk(int(i)).doc_id != "003_c79683804ee38f58.txt" for i in ids)
+    assert index.n_chunks == sum(1 for _ in index.live_chunk_ids())
+
+
+def test_many_updates_merge_small_segments(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_mod, "MAX_SEGMENTS", 3)
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    for i in range(5):
+        (corpus_dir / f"note{i}.txt").write_text(f"Note {i} : Kim Jong-un et Poutine.",
+                                                encoding="utf-8")
+        report = build_index(corpus_dir, ix, embedder=fake_embedder)
+        assert report.segments <= 3
+    index = load_index(ix, embedder=fake_embedder)
+    assert index.n_documents == 10
+    assert index.doc("note4.txt").text == "Note 4 : Kim Jong-un et Poutine."
+    for doc_id in index.doc_ids():
+        assert index.doc(doc_id).text == (corpus_dir / doc_id).read_text(encoding="utf-8")
+
+
+def test_a_second_writer_waits_or_refuses(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    with writer_lock(ix), pytest.raises(IndexBusyError, match="another qa index"):
+        build_index(corpus_dir, ix, embedder=fake_embedder, wait=0.2)
+    build_index(corpus_dir, ix, embedder=fake_embedder, wait=0)  # free again
+
+
+_BUILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from qa.embedding import HashEmbedder
+    from qa import index as index_mod
+    import qa.store.segments as seg
+    mode = sys.argv[3]
+    if mode.startswith("slow"):
+        real = seg.write_lexical
+        def slow(*a, **k):
+            out = real(*a, **k)
+            print("writing", flush=True)
+            time.sleep(60)
+            return out
+        seg.write_lexical = slow
+    report = index_mod.build_index(Path(sys.argv[1]), Path(sys.argv[2]),
+                                   embedder=HashEmbedder(64), optimize=mode.endswith("optimize"))
+    print("done", report.documents, flush=True)
+""")
+
+
+def _build_process(corpus: Path, ix: Path, mode: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _BUILD, str(corpus), str(ix), mode],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+
+
+def test_concurrent_builds_all_succeed_and_leave_a_live_index(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    for round_ in range(2):
+        for i in range(3):
+            (corpus_dir / f"r{round_}-{i}.txt").write_text(f"Texte {round_} {i} sur Séoul.",
+                                                          encoding="utf-8")
+        procs = [_build_process(corpus_dir, ix, "plain") for _ in range(4)]
+        for p in procs:
+            _out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        index = load_index(ix, embedder=fake_embedder)
+        assert index.n_documents == 5 + 3 * (round_ + 1)
+        for doc_id in index.doc_ids():
+            index.doc(doc_id)  # every segment the live snapshot names is there
+
+
+@pytest.mark.parametrize("mode", ["slow-segment", "slow-optimize"])
+def test_kill_9_during_a_segment_write_or_merge(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, mode: str
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    (corpus_dir / "extra.txt").write_text("Un ajout sur Vladivostok.", encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder)  # two segments: something to merge
+    before = (ix / CURRENT).read_text()
+    answers = _top(load_index(ix, embedder=fake_embedder), "Poutine Pyongyang")
+    if mode == "slow-segment":  # a new document: killed while writing its segment
+        (corpus_dir / "extra2.txt").write_text("Encore un ajout.", encoding="utf-8")
+    proc = _build_process(corpus_dir, ix, mode)  # else killed while writing the merge
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert any(p.name.startswith(".tmp-seg-") for p in ix.iterdir())
+    assert (ix / CURRENT).read_text() == before
+    assert _top(load_index(ix, embedder=fake_embedder), "Poutine Pyongyang") == answers
+    # The next build cleans up after the dead one and succeeds.
+    report = build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
+    assert report.segments == 1
+    assert not any(p.name.startswith(".tmp-") for p in ix.iterdir())
+    assert load_index(ix, embedder=fake_embedder).has_doc("extra.txt")
+
+
+def test_full_disk_while_committing_leaves_the_index_untouched(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    before = sorted(p.name for p in ix.iterdir())
+    (corpus_dir / "new.txt").write_text("Un nouveau document.", encoding="utf-8")
+
+    def full(path: Path, data: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(index_mod, "_write_atomic", full)
+    with pytest.raises(QAError, match=r"disk is full.*unchanged"):
+        build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert sorted(p.name for p in ix.iterdir()) == before
+    assert not load_index(ix, embedder=fake_embedder).has_doc("new.txt")
+
+
+@pytest.mark.parametrize("victim", ["chunks.npy", "chunks.faiss", "segment.json",
+                                    "lex_indptr.npy", "sent_codes.npy"])
+def test_a_corrupt_segment_file_is_named_with_the_repair(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, victim: str
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    seg = next(p for p in ix.iterdir() if p.name.startswith("seg-"))
+    data = (seg / victim).read_bytes()
+    (seg / victim).write_bytes(data[: len(data) // 2])
+    with pytest.raises(IndexMismatchError) as info:
+        load_index(ix, embedder=fake_embedder)
+    assert victim in str(info.value) and "qa index --rebuild" in str(info.value)
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        build_index(corpus_dir, ix, embedder=fake_embedder)
+    build_index(corpus_dir, ix, embedder=fake_embedder, rebuild=True)
+    assert load_index(ix, embedder=fake_embedder).n_documents == 5
+
+
+def test_check_finds_edited_texts(corpus_dir: Path, tmp_path: Path,
+                                  fake_embedder: Embedder) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert index_mod.verify_index(ix, embedder=fake_embedder) == []
+    seg = next(p for p in ix.iterdir() if p.name.startswith("seg-"))
+    data = bytearray((seg / "texts.bin").read_bytes())
+    data[100:101] = b"#"
+    (seg / "texts.bin").write_bytes(bytes(data))
+    problems = index_mod.verify_index(ix, embedder=fake_embedder)
+    assert len(problems) == 1 and "sha256" in problems[0]
+
+
+def test_a_format_1_index_is_refused_then_replaced(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix = tmp_path / "ix"
+    old = ix / "g-20240101T000000-abcdef"
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text(json.dumps({"format_version": 1}))
+    (ix / CURRENT).write_text(old.name + "\n")
+    with pytest.raises(IndexMismatchError, match=r"format version 1.*qa index"):
+        load_index(ix, embedder=fake_embedder)
+    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert report.added == 5
+    assert not old.exists()
+    assert load_index(ix, embedder=fake_embedder).n_documents == 5
+
+
+def test_readers_keep_their_snapshot_through_rebuilds(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    reader = load_index(ix, embedder=fake_embedder)
+    first = reader.generation
+    expected = {d: reader.doc(d).text for d in reader.doc_ids()}
+    reader._texts.clear()  # nothing cached: the texts must come from the files
+    for i in range(4):
+        target = corpus_dir / "000_25f13bc6add64f1c.txt"
+        target.write_text(target.read_text(encoding="utf-8") + f"\nAjout {i}.", encoding="utf-8")
+        build_index(corpus_dir, ix, embedder=fake_embedder)
+    # Within the grace period the first snapshot can still be opened by name...
+    assert load_index(ix, embedder=fake_embedder, name=first + ".json").generation == first
+    # ...and a reader that opened it earlier still reads its texts and searches.
+    assert {d: reader.doc(d).text for d in reader.doc_ids()} == expected
+    assert _top(reader, "Poutine Pyongyang")
+    # After the grace period, old snapshots go, and their segments with them.
+    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
+    snapshots = [p for p in ix.iterdir() if p.name.startswith("snap-")]
+    assert len(snapshots) == index_mod.KEEP_SNAPSHOTS
+    assert {d: reader.doc(d).text for d in reader.doc_ids()} == expected  # still mapped
+
+
+def test_bm25_matches_bm25s_on_the_same_tokens(tmp_path: Path) -> None:
+    """The per-segment BM25 scores like bm25s (method 'lucene') over one segment."""
+    import bm25s
+
+    docs = [["kim", "poutin", "pyongyang"], ["kim", "kim", "seoul"], ["poutin", "moscou"],
+            ["traite", "pyongyang", "moscou", "kim"]]
+    write_lexical(docs, tmp_path)
+    seg = SegmentLexical(tmp_path, n_units=len(docs))
+    ref = bm25s.BM25()
+    ref.index(docs, show_progress=False)
+    from qa.store.lexical import bm25_idf, bm25_scores
+
+    for query in (["kim"], ["poutin", "pyongyang"], ["moscou", "kim", "absent"]):
+        terms = [t for t in query if seg.doc_freq(t)]
+        idfs = [bm25_idf(seg.doc_freq(t), len(docs)) for t in terms]
+        avg = seg.total_length / seg.n_units
+        ids, scores = bm25_scores(seg, terms, idfs, avg)
+        dense = np.zeros(len(docs), np.float32)
+        dense[ids] = scores
+        np.testing.assert_allclose(dense, ref.get_scores(query), rtol=1e-5)
+
+
+def test_ivf_segments_find_what_exact_search_finds(
+    corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vectors_mod, "ANN_MIN", 20)
+    monkeypatch.setattr(vectors_mod, "IVF_NPROBE", 24)
+    emb = HashEmbedder(64)
+    build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=200, chunk_overlap=0)
+    index = load_index(tmp_path / "ix", embedder=emb)
+    assert index.segments[0].meta["vectors"]["kind"] == "ivf"
+    questions = ["Poutine Pyongyang", "missiles balistiques", "Lavrov Corée", "Koursk soldats"]
+    recall = index_mod.ann_recall(tmp_path / "ix", "hash-64", questions, k=10)
+    assert recall >= 0.8
+    # A filter narrower than the lists probed is scored exactly.
+    v = emb.embed(["Poutine"], kind="query")[0]
+    _sims, ids = index.dense_search(v, 5, allowed_docs={"001_113f9629b7018fa7.txt"})
+    assert len(ids) == 5
+    assert {index.chunk(int(i)).doc_id for i in ids} == {"001_113f9629b7018fa7.txt"}
