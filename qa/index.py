@@ -556,19 +556,25 @@ class _EmbedCache:
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
         keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest()
                 for t in texts]
+        found: dict[bytes, np.ndarray] = {}
         todo: dict[bytes, str] = {}
         for key, text in zip(keys, texts, strict=True):
-            if key not in self._cache and key not in todo:
+            hit = self._cache.get(key)
+            if hit is not None:
+                found[key] = hit
+            elif key not in todo:
                 todo[key] = text
         if todo:
             vectors = self._embed_new(list(todo.values()), progress)
-            if len(self._cache) + len(todo) > self.MAX:
+            fresh = dict(zip(todo, vectors, strict=True))
+            found.update(fresh)
+            if len(self._cache) + len(fresh) > self.MAX:
                 self._cache.clear()
-            self._cache.update(zip(todo, vectors, strict=True))
+            self._cache.update(fresh)
             self.embedded += len(todo)
         if not texts:
             return np.zeros((0, self.embedder.dim), np.float32)
-        return np.vstack([self._cache[k] for k in keys]).astype(np.float32)
+        return np.vstack([found[k] for k in keys]).astype(np.float32)
 
     def _embed_new(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
         batch = 64

@@ -106,3 +106,58 @@ def test_sentence_split_french() -> None:
         "Des activités de missiles. lancées par la Corée du Nord.",
         "Puce numéro un.",
     ]
+
+
+# 1.4 KB of Pygments' YAML lexer (BSD-2-Clause), as found under /usr/share/doc: the splitter
+# emits "context.pos = match.end()\n    return callback" again inside the previous piece, and
+# placing it at the later copy used to lose track of the text ("chunk not found").
+_REPEATED_TAIL = (
+    'turn callback\n'
+    '\n'
+    'def set_block_scalar_indent(TokenClass):\n'
+    '    """Set an explicit indentation level for a block scalar."""\n'
+    '    def callback(lexer, match, context):\n'
+    '        text = match.group()\n'
+    '        context.block_scalar_indent = None\n'
+    '        if not text:\n'
+    '            return\n'
+    '        increment = match.group(1)\n'
+    '        if increment:\n'
+    '            current_indent = max(context.indent, 0)\n'
+    '            increment = int(increment)\n'
+    '            context.block_scalar_indent = current_indent + increment\n'
+    '        if text:\n'
+    '            yield match.start(), TokenClass, text\n'
+    '            context.pos = match.end()\n'
+    '    return callback\n'
+    '\n'
+    'def parse_block_scalar_empty_line(IndentTokenClass, ContentTokenClass):\n'
+    '    """Process an empty line in a block scalar."""\n'
+    '    def callback(lexer, match, context):\n'
+    '        text = match.group()\n'
+    '        if (context.block_scalar_indent is None or\n'
+    '                len(text) <= context.block_scalar_indent):\n'
+    '            if text:\n'
+    '                yield match.start(), IndentTokenClass, text\n'
+    '        else:\n'
+    '            indentation = text[:context.block_scalar_indent]\n'
+    '            content = text[context.block_scalar_indent:]\n'
+    '            yield match.start(), IndentTokenClass, indentation\n'
+    '            yield (match.start()+context.block_scalar_indent,\n'
+    '                    ContentTokenClass, content)\n'
+    '        context.pos = match.end()\n'
+    '    return callback\n'
+    '\n'
+    'def parse_block_scalar_indent(TokenClass'
+)
+
+
+def test_a_fragment_repeated_inside_the_previous_chunk_is_not_misplaced() -> None:
+    doc = make_document("yaml.py.txt", _REPEATED_TAIL)
+    chunks = chunk_document(doc, size=600, overlap=100)
+    assert all(doc.text[c.start : c.end] == c.text for c in chunks)
+    covered = set()
+    for c in chunks:
+        covered.update(range(c.start, c.end))
+    assert all(ch.isspace() for i, ch in enumerate(doc.text) if i not in covered)
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)

@@ -310,3 +310,19 @@ def test_ivf_segments_find_what_exact_search_finds(
     _sims, ids = index.dense_search(v, 5, allowed_docs={"001_113f9629b7018fa7.txt"})
     assert len(ids) == 5
     assert {index.chunk(int(i)).doc_id for i in ids} == {"001_113f9629b7018fa7.txt"}
+
+
+def test_the_embedding_cache_bound_changes_nothing(
+    corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identical texts are embedded once; a cache that overflows often gives the same index."""
+    emb = HashEmbedder(64)
+    (corpus_dir / "copy.txt").write_text(
+        (corpus_dir / "001_113f9629b7018fa7.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    big = build_index(corpus_dir, tmp_path / "big", embedder=emb)
+    monkeypatch.setattr(index_mod._EmbedCache, "MAX", 5)
+    small = build_index(corpus_dir, tmp_path / "small", embedder=emb)
+    assert big.chunks == small.chunks
+    a, b = (load_index(tmp_path / n, embedder=emb) for n in ("big", "small"))
+    for q in ["Poutine Pyongyang", "Lavrov", "missiles"]:
+        assert _top(a, q) == _top(b, q)
