@@ -24,6 +24,7 @@ import datetime as dt
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -58,7 +59,7 @@ LOCK = "LOCK"
 KEEP_SNAPSHOTS = 2  # the live one and the one before, for readers and citation checks
 GRACE_SECONDS = 60.0  # a superseded snapshot's files live at least this long
 MAX_SEGMENTS = 8  # more than this after a build: the smallest are merged
-BATCH_CHARS = 4_000_000  # documents per new segment, by size: bounds a build's memory
+BATCH_CHARS = 8_000_000  # documents per new segment, by size: bounds a build's memory
 STALE_CHECK_MAX_FILES = 5_000  # qa ask's staleness check stats at most this many files
 
 Progress = Callable[[int, int], None]
@@ -400,11 +401,10 @@ class Index:
             found: list[tuple[float, str]] = []
             for entry in self._segments:
                 seg = entry.segment
-                if not len(seg.words):
+                if not seg.n_words:
                     continue
                 sims, ids = seg.word_vectors.search(v, per_word)
-                found.extend((float(s), str(seg.words[j])) for s, j in zip(sims, ids,
-                                                                           strict=True))
+                found.extend((float(s), seg.words[j]) for s, j in zip(sims, ids, strict=True))
             found.sort(key=lambda t: -t[0])
             out.append([w for s, w in found[:per_word] if s >= min_sim])
         return out
@@ -433,7 +433,7 @@ class Index:
             counts = np.bincount(members)
             best = np.argsort(-counts, kind="stable")[:50]
             # Two shared trigrams at least: Putin/Poutine share 'uti' and 'tin'.
-            candidates.update(fold(str(seg.words[j])) for j in best if counts[j] >= 2)
+            candidates.update(fold(seg.words[j]) for j in best if counts[j] >= 2)
         return difflib.get_close_matches(folded, sorted(candidates), n=n, cutoff=cutoff)
 
     def close(self) -> None:
@@ -544,7 +544,7 @@ class _EmbedCache:
     """Embeds texts once per build: identical texts (boilerplate, repeated sentences) share
     one vector. Bounded, so memory follows the batch, not the corpus."""
 
-    MAX = 200_000
+    MAX = 100_000  # x 2 KB a vector: the cache stays around 200 MB
 
     def __init__(self, embedder: Embedder, workers: int) -> None:
         self.embedder = embedder
@@ -644,7 +644,17 @@ def _units_for(doc: Document, *, size: int, overlap: int) -> tuple[list[Chunk], 
 
 
 def _known_words(segments: Sequence[Segment]) -> set[str]:
-    return {str(w) for seg in segments for w in np.asarray(seg.words)}
+    return {w for seg in segments for w in seg.words}
+
+
+# Words the question-word translation may land on: letters only, as a dictionary would hold
+# them. Identifiers, paths and hex strings in technical text tripled the vocabulary of a
+# /usr/share/doc sample (and its vectors) without ever being a translation.
+MAX_WORD_CHARS = 24
+
+
+def _translatable(word: str) -> bool:
+    return len(word) <= MAX_WORD_CHARS and word.isalpha()
 
 
 def _doc_entry(doc: Document, seg: str, n: int, stat: tuple[int, int] | None) -> dict[str, Any]:
@@ -810,13 +820,14 @@ def _build_with(
     known_words = _known_words(old_segments)
     cache = _EmbedCache(embedder, workers)
     new_names: list[str] = []
-    number = _next_number(index_dir)
+    numbers = itertools.count(_next_number(index_dir))
+    merged = 0
     pending: list[Document] = []
     pending_chars = 0
     embedded_chunks = 0
 
     def flush() -> None:
-        nonlocal pending, pending_chars, number, embedded_chunks
+        nonlocal pending, pending_chars, embedded_chunks, new_names, merged
         if not pending:
             return
         units, words, word_vecs, n_chunks = _embed_batch(
@@ -824,8 +835,7 @@ def _build_with(
             advance=advance,
         )
         embedded_chunks += n_chunks
-        name = new_segment_name(number)
-        number += 1
+        name = new_segment_name(next(numbers))
         write_segment(index_dir, name, units, dim=embedder.dim, words=words,
                       word_vectors=word_vecs)
         new_names.append(name)
@@ -833,6 +843,17 @@ def _build_with(
             documents[du.document.doc_id] = _doc_entry(
                 du.document, name, n, stats.get(du.document.doc_id))
         pending, pending_chars = [], 0
+        # A long build merges its own segments as it goes (they hold no deletions), so that
+        # their number stays bounded and each merge reads a few batches, not the corpus.
+        fresh: list[dict[str, Any]] = [{"name": n, "deleted": []} for n in new_names]
+        fresh, done = _merge(index_dir, fresh, documents, embedder=embedder,
+                             optimize=False, numbers=numbers, old_segments={})
+        if done:
+            merged += done
+            kept = [str(e["name"]) for e in fresh]
+            for gone in set(new_names) - set(kept):  # named by no snapshot: ours to delete
+                shutil.rmtree(index_dir / gone, ignore_errors=True)
+            new_names = kept
 
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
@@ -870,10 +891,11 @@ def _build_with(
         ordered = {d: documents[d] for d, _ in listing if d in documents}
         entries = [{"name": e["name"], "deleted": sorted(deleted[e["name"]])}
                    for e in seg_entries] + [{"name": n, "deleted": []} for n in new_names]
-        entries, ordered, merged = _merge_if_needed(
+        entries, done = _merge(
             index_dir, entries, ordered, embedder=embedder, optimize=optimize,
-            number=number, old_segments={s.name: s for s in old_segments},
+            numbers=numbers, old_segments={s.name: s for s in old_segments},
         )
+        merged += done
         counts = _count(index_dir, entries, embedder.dim)
         if counts["chunks"] == 0:
             raise CorpusError(
@@ -894,7 +916,7 @@ def _build_with(
             "segments": entries,
             "documents": ordered,
         }
-        name = _commit(index_dir, manifest, number)
+        name = _commit(index_dir, manifest, next(numbers))
     except BaseException:
         # Segments this build wrote are named by no snapshot: remove them now.
         for n in new_names:
@@ -926,7 +948,8 @@ def _embed_batch(
 
     chunk_vecs = cache.embed(chunk_texts, scaled)
     sent_vecs = cache.embed(sent_texts, scaled)
-    words = [w for w in vocabulary([d.text[d.body_start :] for d in docs]) if w not in known_words]
+    words = [w for w in vocabulary([d.text[d.body_start :] for d in docs])
+             if w not in known_words and _translatable(w)]
     known_words.update(words)
     word_vecs = cache.embed(words, None)
     out, ci, si = [], 0, 0
@@ -959,44 +982,65 @@ def _count(index_dir: Path, entries: list[dict[str, Any]], dim: int) -> dict[str
     return {"chunks": chunks, "sentences": sentences}
 
 
-def _merge_if_needed(
-    index_dir: Path, entries: list[dict[str, Any]], documents: dict[str, dict[str, Any]], *,
-    embedder: Embedder, optimize: bool, number: int, old_segments: dict[str, Segment],
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], int]:
-    """Merge segments: all of them (optimize), segments with nothing alive (dropped), or the
-    smallest while there are more than MAX_SEGMENTS. Returns (entries, documents, merged)."""
-    live_count = {e["name"]: 0 for e in entries}
-    for info in documents.values():
-        live_count[info["seg"]] = live_count.get(info["seg"], 0) + 1
-    entries = [e for e in entries if live_count.get(e["name"], 0) > 0]
+# Merge policy, a simple tiered one: with more than MAX_SEGMENTS segments, the MERGE_FACTOR
+# smallest are merged into one, as long as the result stays under MAX_MERGED_CHUNKS (bigger
+# segments are merged only by --optimize), so an update rewrites small segments, not the
+# corpus, and a query searches a bounded number of segments.
+MERGE_FACTOR = 4
+MAX_MERGED_CHUNKS = 250_000
+
+
+def _pick_victims(entries: list[dict[str, Any]], live: dict[str, int], *,
+                  optimize: bool) -> list[str]:
     if optimize:
-        victims = [e["name"] for e in entries] if (
+        return [e["name"] for e in entries] if (
             len(entries) > 1 or any(e["deleted"] for e in entries)) else []
-    elif len(entries) > MAX_SEGMENTS:
-        by_size = sorted(entries, key=lambda e: live_count[e["name"]])
-        victims = [e["name"] for e in by_size[: len(entries) - MAX_SEGMENTS + 1]]
-    else:
-        victims = []
+    if len(entries) <= MAX_SEGMENTS:
+        return []
+    victims: list[str] = []
+    total = 0
+    for e in sorted(entries, key=lambda e: live[e["name"]]):
+        if len(victims) == max(MERGE_FACTOR, len(entries) - MAX_SEGMENTS + 1):
+            break
+        if total + live[e["name"]] > MAX_MERGED_CHUNKS:
+            break
+        victims.append(e["name"])
+        total += live[e["name"]]
+    return victims if len(victims) >= 2 else []
+
+
+def _merge(
+    index_dir: Path, entries: list[dict[str, Any]], documents: dict[str, dict[str, Any]], *,
+    embedder: Embedder, optimize: bool, numbers: Iterator[int],
+    old_segments: dict[str, Segment],
+) -> tuple[list[dict[str, Any]], int]:
+    """Apply the merge policy (and drop segments with nothing alive). Updates `documents` in
+    place for the documents that moved; returns the new entries and how many were merged."""
+    live = {e["name"]: 0 for e in entries}
+    for info in documents.values():
+        if info["seg"] in live:
+            live[info["seg"]] += 1
+    entries = [e for e in entries if live[e["name"]] > 0]
+    victims = _pick_victims(entries, live, optimize=optimize)
     if not victims:
-        return entries, documents, 0
+        return entries, 0
     opened: dict[str, Segment] = {}
     try:
         for v in victims:
             opened[v] = old_segments.get(v) or Segment(index_dir / v, dim=embedder.dim)
-        units: list[DocUnits] = []
-        for info in documents.values():
-            if info["seg"] in opened:
-                units.append(read_units(opened[info["seg"]], int(info["n"]), tokens))
+        moving = [d for d, info in documents.items() if info["seg"] in opened]
+        units = [read_units(opened[documents[d]["seg"]], int(documents[d]["n"]), tokens)
+                 for d in moving]
         words: list[str] = []
         word_vecs: list[np.ndarray] = []
         seen: set[str] = set()
         for v in victims:
             seg = opened[v]
-            fresh = [i for i, w in enumerate(np.asarray(seg.words)) if str(w) not in seen]
-            seen.update(str(seg.words[i]) for i in fresh)
-            words.extend(str(seg.words[i]) for i in fresh)
+            fresh = [i for i, w in enumerate(seg.words) if w not in seen]
+            seen.update(seg.words[i] for i in fresh)
+            words.extend(seg.words[i] for i in fresh)
             word_vecs.append(seg.word_vectors.vectors(np.array(fresh, dtype=np.int64)))
-        name = new_segment_name(number)
+        name = new_segment_name(next(numbers))
         write_segment(index_dir, name, units, dim=embedder.dim, words=words,
                       word_vectors=np.vstack(word_vecs) if word_vecs
                       else np.zeros((0, embedder.dim), np.float32))
@@ -1004,11 +1048,10 @@ def _merge_if_needed(
         for v, seg in opened.items():
             if v not in old_segments:
                 seg.close()
-    by_doc = {du.document.doc_id: n for n, du in enumerate(units)}
-    documents = {d: ({**info, "seg": name, "n": by_doc[d]} if d in by_doc else info)
-                 for d, info in documents.items()}
+    for n, d in enumerate(moving):
+        documents[d] = {**documents[d], "seg": name, "n": n}
     kept = [e for e in entries if e["name"] not in opened]
-    return [*kept, {"name": name, "deleted": []}], documents, len(victims)
+    return [*kept, {"name": name, "deleted": []}], len(victims)
 
 
 def _next_number(index_dir: Path) -> int:

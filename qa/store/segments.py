@@ -12,7 +12,7 @@ One segment is a folder written once and never changed::
       sent_codes.npy     sentence vectors, int8, scaled per row (sent_scale.npy)
       chunks.faiss       chunk vectors (qa.store.vectors)
       lex_*.npy          BM25 postings (qa.store.lexical)
-      words.npy          corpus words first seen in this segment, words.faiss their vectors,
+      words.txt          corpus words first seen in this segment, words.faiss their vectors,
       tri_*.npy          and a character-trigram index of them for close spellings
 
 Every array is memory-mapped on open; a document's text is read when asked for.
@@ -166,8 +166,7 @@ def write_segment(
 
 
 def _write_words(folder: Path, words: list[str], vectors: np.ndarray, *, dim: int) -> None:
-    width = max((len(w) for w in words), default=1)
-    np.save(folder / "words.npy", np.array(words, dtype=f"<U{width}"))
+    (folder / "words.txt").write_text("".join(w + "\n" for w in words), encoding="utf-8")
     write_vectors(np.asarray(vectors, np.float32).reshape(-1, dim), folder / "words.faiss",
                   dim=dim)
     postings: dict[int, list[int]] = {}
@@ -209,7 +208,8 @@ class Segment:
         self.sentences = self._load("sentences.npy", (int(self.meta["sentences"]), 3))
         self.sent_codes = self._load("sent_codes.npy", (int(self.meta["sentences"]), dim))
         self.sent_scale = self._load("sent_scale.npy", (int(self.meta["sentences"]),))
-        self.words = self._load("words.npy", (int(self.meta["words"]),))
+        self.n_words = int(self.meta["words"])
+        self._words: list[str] | None = None
         self.tri_keys = self._load("tri_keys.npy", None)
         self.tri_indptr = self._load("tri_indptr.npy", (len(self.tri_keys) + 1,))
         self.tri_words = self._load("tri_words.npy", None)
@@ -217,8 +217,10 @@ class Segment:
         if self.vectors.ntotal != int(self.meta["chunks"]):
             raise IndexMismatchError(f"{path / 'chunks.faiss'} does not match its segment")
         self.word_vectors = FaissVectors(path / "words.faiss", dim=dim,
-                                         params={"kind": "flat" if len(self.words) < ANN_MIN
+                                         params={"kind": "flat" if self.n_words < ANN_MIN
                                                  else "ivf"})
+        if self.word_vectors.ntotal != self.n_words:
+            raise IndexMismatchError(f"{path / 'words.faiss'} does not match its segment")
         self.lexical = SegmentLexical(path, n_units=int(self.meta["chunks"]))
         self._rows: list[dict[str, Any]] | None = None
         try:
@@ -230,6 +232,21 @@ class Segment:
         self._texts: mmap.mmap | None = (
             mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         )
+
+    @property
+    def words(self) -> list[str]:
+        """The words first seen in this segment (read when first needed)."""
+        if self._words is None:
+            path = self.path / "words.txt"
+            try:
+                words = path.read_text(encoding="utf-8").split("\n")[:-1]
+            except (OSError, UnicodeDecodeError) as exc:
+                raise IndexMismatchError(f"{path} is unreadable ({exc.__class__.__name__})") \
+                    from exc
+            if len(words) != self.n_words:
+                raise IndexMismatchError(f"{path} does not match its segment")
+            self._words = words
+        return self._words
 
     def _load(self, name: str, shape: tuple[int, ...] | None) -> np.ndarray:
         path = self.path / name
