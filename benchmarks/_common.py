@@ -73,12 +73,13 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[rank - 1]
 
 
-def start_server(command: list[str], *, log: Path, env: dict[str, str],
-                 cwd: Path) -> subprocess.Popen[bytes]:
+def start_server(command: list[str], *, log: Path, env: dict[str, str], cwd: Path,
+                 new_session: bool = False) -> subprocess.Popen[bytes]:
     """Start `qa serve ...` (the full command) with its output going to the file `log`."""
     # A file, not a pipe: a full pipe would stall the server. The child keeps its own handle.
     with open(log, "wb") as fh:
-        return subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        return subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                start_new_session=new_session)
 
 
 def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:

@@ -44,8 +44,10 @@ timeout (`--timeout` for a build or for serve to get ready, `--ask-timeout` for 
 failing step is recorded in the row's "errors" and the other steps and sizes still run.
 
 - index_s: wall time of a full `qa index` (new process, empty index folder), corpus chars/s,
-  CPU seconds, and the peak RSS of that process: the rusage os.wait4 returns for that one
-  child (getrusage(RUSAGE_CHILDREN) would be the maximum over all children so far);
+  CPU seconds, and the peak RSS of that process: the rusage that os.wait4 returns for that
+  one child, collected by a small launcher process (python -S, ~10 MB) because a child
+  forked from this script would inherit this script's RSS as its high-water mark (and
+  getrusage(RUSAGE_CHILDREN) would be the maximum over all children so far);
 - index_bytes: apparent size of all files under the index folder after the full build, per
   file name (index_bytes_by_file) and per chunk. The chunk count comes from `qa index --json`
   if that installation has the option, else its `indexed N documents, M chunks` line, else
@@ -85,6 +87,7 @@ there). Indexes are deleted after each run unless `--keep-indexes`; the pool sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -94,10 +97,10 @@ import platform
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -107,7 +110,6 @@ from typing import Any
 import httpx
 from _common import (
     ROOT,
-    ServerError,
     free_port,
     percentile,
     qa_command,
@@ -544,47 +546,95 @@ class Measured:
         return self
 
 
-def _reap(process: subprocess.Popen[bytes],
-          timeout: float) -> tuple[int, float, bool, float]:
-    """Wait for the child with os.wait4 (its own rusage), killing it after timeout seconds.
-
-    Returns (exit code, peak RSS in MiB, timed out, CPU seconds)."""
-    lock = threading.Lock()
-    state = {"done": False, "killed": False}
-
-    def kill() -> None:
-        with lock:
-            if not state["done"]:
-                state["killed"] = True
-                process.kill()
-
-    timer = threading.Timer(timeout, kill)
-    timer.start()
+# A forked child starts with its parent's peak RSS in its rusage (Linux keeps the high-water
+# mark across fork and exec), so a command measured straight from this process would report
+# at least this process's RSS (hundreds of MB while the pool is built). Every measured command
+# is therefore started by this small launcher (python -S: ~10 MB), which spawns the command,
+# forwards SIGTERM/SIGINT to it, and writes the command's own wall time, exit status and
+# rusage (os.wait4) to a JSON file.
+_LAUNCHER = """
+import json, os, signal, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+pid = None
+def forward(signum, frame):
+    if pid is not None:
+        os.kill(pid, signum)
+signal.signal(signal.SIGTERM, forward)
+signal.signal(signal.SIGINT, forward)
+t0 = time.monotonic()
+try:
+    pid = os.posix_spawnp(argv[0], argv, os.environ)
+except OSError as exc:
+    print(f"cannot run {argv[0]}: {exc}", file=sys.stderr)
+    sys.exit(127)
+with open(out + ".tmp", "w") as fh:
+    json.dump({"spawned": t0}, fh)
+os.replace(out + ".tmp", out)
+while True:
     try:
-        _, status, usage = os.wait4(process.pid, 0)
-    finally:
-        with lock:
-            state["done"] = True
-        timer.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
-    return process.returncode, usage.ru_maxrss / 1024, state["killed"], cpu  # maxrss in KiB
+        _, status, ru = os.wait4(pid, 0)
+        break
+    except ChildProcessError:
+        sys.exit(1)
+wall = time.monotonic() - t0
+code = os.waitstatus_to_exitcode(status)
+with open(out + ".tmp", "w") as fh:
+    json.dump({"spawned": t0, "seconds": wall, "code": code, "maxrss_kib": ru.ru_maxrss,
+               "cpu_s": ru.ru_utime + ru.ru_stime}, fh)
+os.replace(out + ".tmp", out)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def launched(cmd: list[str], stats: Path) -> list[str]:
+    """cmd, run by the launcher, which writes its measurements to stats."""
+    return [sys.executable, "-S", "-c", _LAUNCHER, str(stats), *cmd]
+
+
+def read_stats(stats: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(stats.read_text(encoding="utf-8"))
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the launcher's process group (its own session: the launcher and the command)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def run(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float,
         logs: Path) -> Measured:
-    """Run one command to completion: wall time, exit code, peak RSS, output (also in logs)."""
+    """Run one command to completion through the launcher: its wall time, exit code, peak
+    RSS and CPU time, and its output (kept in logs). Killed after timeout seconds."""
     logs.mkdir(parents=True, exist_ok=True)
-    stem = f"{time.strftime('%H%M%S')}-{cmd[1] if len(cmd) > 1 else 'cmd'}-{os.urandom(2).hex()}"
+    stem = f"{time.strftime('%H%M%S')}-{Path(cmd[0]).name}-{cmd[1] if len(cmd) > 1 else ''}"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60] + "-" + os.urandom(3).hex()
     out_path, err_path = logs / f"{stem}.out", logs / f"{stem}.err"
+    stats_path = logs / f"{stem}.rusage.json"
+    timed_out = False
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   env=env, cwd=cwd)
-        code, rss, timed_out, cpu = _reap(process, timeout)
-        seconds = time.perf_counter() - started
-    return Measured(seconds, code, rss, out_path.read_text(errors="replace"),
-                    err_path.read_text(errors="replace"), timed_out, cpu)
+        started = time.monotonic()
+        process = subprocess.Popen(launched(cmd, stats_path), stdout=out, stderr=err,
+                                   stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                                   start_new_session=True)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(process)
+            process.wait()
+        seconds = time.monotonic() - started
+    stats = read_stats(stats_path)
+    if "code" not in stats:
+        if process.returncode == 127 and not timed_out:
+            raise FileNotFoundError(err_path.read_text(errors="replace").strip())
+        stats = {"seconds": seconds, "code": process.returncode, "maxrss_kib": 0, "cpu_s": 0}
+    return Measured(float(stats["seconds"]), int(stats["code"]), stats["maxrss_kib"] / 1024,
+                    out_path.read_text(errors="replace"), err_path.read_text(errors="replace"),
+                    timed_out, float(stats["cpu_s"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -895,14 +945,18 @@ def serve(install: Install, paths: list[str], emb_opt: list[str], env: dict[str,
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = run_dir / "logs" / f"serve-{port}.log"
+    stats_path = run_dir / "logs" / f"serve-{port}.rusage.json"
     command = [str(install.qa), "serve", "--host", "127.0.0.1", "--port", str(port),
                *paths, *emb_opt]
-    started = time.perf_counter()
-    process = start_server(command, log=log_path, env=env, cwd=run_dir)
+    started = time.monotonic()
+    process = start_server(launched(command, stats_path), log=log_path, env=env, cwd=run_dir,
+                           new_session=True)
     out: dict[str, Any] = {}
     try:
         wait_ready(process, url, log_path, timeout=args.timeout)
-        out["serve_ready_s"] = round(time.perf_counter() - started, 3)
+        ready = time.monotonic()
+        # from the command's start (the launcher's own start-up is not counted)
+        out["serve_ready_s"] = round(ready - read_stats(stats_path).get("spawned", started), 3)
         qs = questions()[: args.questions]
         latencies: list[float] = []
         errors = 0
@@ -924,16 +978,12 @@ def serve(install: Install, paths: list[str], emb_opt: list[str], env: dict[str,
                    warm_p95_ms=round(percentile(ms, 95), 2), warm_requests=len(ms),
                    warm_errors=errors)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                _, rss, _, _ = _reap(process, 30)
-                out["serve_rss_mb"] = round(rss, 1)
-            except ChildProcessError:
-                pass
-        stop_server(process)
-    if "serve_ready_s" not in out:
-        raise ServerError("qa serve was not ready")
+        stop_server(process)  # SIGTERM to the launcher, which forwards it to qa serve
+        kill_group(process)  # whatever is left of the group, if stop_server had to kill
+        process.wait(30)
+    rss = read_stats(stats_path).get("maxrss_kib")
+    if rss:
+        out["serve_rss_mb"] = round(rss / 1024, 1)
     return out
 
 
