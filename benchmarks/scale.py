@@ -64,6 +64,7 @@ failing step is recorded in the row's "errors" and the other steps and sizes sti
   (default 30) questions of eval/questions.jsonl (English and French interleaved), POST /ask
   {"question": ..., "k": 5} one at a time after one untimed warm-up: p50/p95 of per-request
   latency (warm_errors counts non-200s); the server's peak RSS after it is terminated;
+- loadavg_start / loadavg_end: the 1-minute load average around the run (shared machines);
 - ann_recall_at_10: `qa.index.ann_recall(index_dir, embedder_spec, questions, k=10)` if that
   installation has it, else null / "n/a" with the reason in ann_recall_note.
 
@@ -823,7 +824,8 @@ def bench_one(install: Install, embedder: str | None, size: int, *, pool_docs: P
     in row["errors"]; the later steps still run if the index was built."""
     row: dict[str, Any] = {"label": install.label, "qa_bin": str(install.qa),
                            "qa_version": install.version, "qa_commit": install.commit,
-                           "embedder_requested": embedder, "size": size, "errors": []}
+                           "embedder_requested": embedder, "size": size, "errors": [],
+                           "loadavg_start": round(os.getloadavg()[0], 2)}
     tag = f"[{install.label} {embedder or 'default'} {size}]"
     run_dir = args.work / "runs" / re.sub(r"[^A-Za-z0-9._-]+", "_",
                                           f"{install.label}-{embedder or 'default'}") / str(size)
@@ -935,6 +937,7 @@ def bench_one(install: Install, embedder: str | None, size: int, *, pool_docs: P
 
 
 def _cleanup(row: dict[str, Any], index_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    row["loadavg_end"] = round(os.getloadavg()[0], 2)
     if not args.keep_indexes:
         shutil.rmtree(index_dir, ignore_errors=True)
     return row
@@ -1000,6 +1003,7 @@ COLUMNS = [
     ("ask_answer_is_seed", "answer=003", "yn"), ("serve_ready_s", "ready s", "{:.2f}"),
     ("warm_p50_ms", "warm p50 ms", "{:.1f}"), ("warm_p95_ms", "warm p95 ms", "{:.1f}"),
     ("serve_rss_mb", "serve RSS MB", "{:.0f}"), ("ann_recall_at_10", "recall@10", "{:.3f}"),
+    ("load", "load", "{}"),
 ]
 
 
@@ -1020,7 +1024,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for row in results["runs"]:
-        row = row | {"embedder": _embedder(row)}
+        row = row | {"embedder": _embedder(row),
+                     "load": f"{row.get('loadavg_start', '?')}→{row.get('loadavg_end', '?')}"}
         lines.append("| " + " | ".join(_cell(row.get(k), f) for k, _, f in COLUMNS) + " |")
     notes = [f"- {r['label']} {_embedder(r)} {r['size']}: {e}"
              for r in results["runs"] for e in r["errors"]]
@@ -1031,7 +1036,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"{pool['max_doc_chars']:,} chars split at paragraphs, *split* = documents that are such"
         f" parts). Times are medians of {results['settings']['repeats']} (update, cold ask); "
         f"warm = {results['settings']['rounds']} rounds x {results['settings']['questions']} "
-        f"POST /ask, one at a time. *answer=003* = the cold ask's answer cites {SEED_DOC}.\n")
+        f"POST /ask, one at a time. *answer=003* = the cold ask's answer cites {SEED_DOC}. "
+        f"*load* = 1-minute load average at the start and end of the run "
+        f"({results['machine']['cpus']} CPUs): the machine is shared, and CPU seconds are in "
+        f"the JSON.\n")
     text += "\nInstallations:\n" + "\n".join(
         f"- {i['label']}: {i['qa_bin']}, "
         + (f"error: {i['error']}" if "error" in i else
