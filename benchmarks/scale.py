@@ -27,17 +27,19 @@ version) and the text files under /usr/share/doc (README, changelog, copyright, 
 .gz decompressed; binary, non-UTF-8, HTML, code, image and config files and examples/ or
 test/ folders skipped). Texts longer than `--max-doc-chars` (default 5000) are split into
 several documents at paragraph boundaries (a paragraph longer than that at a line break),
-which turns ~24k files into ~53k documents; the output says how many documents are such
+which turns ~25k files into ~55k documents here; the output says how many documents are such
 parts. Duplicates are removed, because the index reuses the embeddings of unchanged text and
 duplicates would flatter it: a paragraph of 200 characters or more (the GPL in hundreds of
 copyright files, ...) is kept only where it first occurs, and a document whose text equals an
 earlier one is dropped. Each document starts with a `source: <file> (part i of n)` line. This
-pool is built once (~40 s) and cached in `--work` (default /tmp/qa-scale): sorted sources,
+pool is built once (~1 min) and cached in `--work` (default /tmp/qa-scale): sorted sources,
 shuffled with `--seed` (default 0). The corpus of size N is the five seed articles of corpus/
 (always included) plus the first N-5 pool documents, one `.txt` file each, so a smaller
 corpus is a subset of a larger one. Each run gets its own hard-linked copy of the corpus; the
 update step replaces a file, never writing through the link. Sizes outside 5..pool+5 are
-refused before anything runs.
+refused before anything runs. The pool depends on the packages installed when it is built:
+it is cached, and its `fingerprint` (in the JSON) tells whether two results files used the
+same corpora; to compare runs over days, keep `--work` on a persistent disk, not in /tmp.
 
 Measured for each installation x embedder x size. Every subprocess and HTTP request has a
 timeout (`--timeout` for a build or for serve to get ready, `--ask-timeout` for an ask); a
@@ -410,6 +412,16 @@ def _slug(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", rel)[:80]
 
 
+def _fingerprint(docs: Path, entries: list[dict[str, Any]]) -> str:
+    """sha256 over the pool's documents in order (names and texts): two results files were
+    measured on the same corpora iff their fingerprints (and sizes) match. The pool depends on
+    the packages installed when it was built, which is why it is cached and fingerprinted."""
+    h = hashlib.sha256()
+    for e in entries:
+        h.update(e["name"].encode() + b"\0" + (docs / e["name"]).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def build_pool(work: Path, *, max_doc_chars: int, seed: int,
                log: Any) -> tuple[Path, dict[str, Any]]:
     """The cached, shuffled pool of documents: (folder of .txt files, pool.json contents)."""
@@ -420,6 +432,11 @@ def build_pool(work: Path, *, max_doc_chars: int, seed: int,
     meta_path = folder / "pool.json"
     if meta_path.exists():
         meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        if "fingerprint" not in meta:  # a pool cached by an earlier version of this script
+            meta["fingerprint"] = _fingerprint(folder / "docs", meta["entries"])
+            tmp_meta = meta_path.with_suffix(f".tmp-{os.getpid()}")
+            tmp_meta.write_text(json.dumps(meta), encoding="utf-8")
+            os.replace(tmp_meta, meta_path)
         return folder / "docs", meta
     log(f"building the document pool in {folder} (once; man pages and /usr/share/doc)...")
     started = time.perf_counter()
@@ -472,8 +489,10 @@ def build_pool(work: Path, *, max_doc_chars: int, seed: int,
         (tmp / "docs" / name).write_text(d["text"], encoding="utf-8")
         entries.append({"name": name, "chars": len(d["text"]), "split": d["parts"] > 1})
     meta = {"version": POOL_VERSION, "max_doc_chars": max_doc_chars, "seed": seed,
-            "documents": len(entries), "stats": stats, "entries": entries,
-            "build_seconds": round(time.perf_counter() - started, 1)}
+            "documents": len(entries), "stats": stats,
+            "fingerprint": _fingerprint(tmp / "docs", entries),
+            "built": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "build_seconds": round(time.perf_counter() - started, 1), "entries": entries}
     (tmp / "pool.json").write_text(json.dumps(meta), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
@@ -1032,7 +1051,8 @@ def markdown(results: dict[str, Any]) -> str:
     pool = results["corpus"]
     text = "\n".join(lines) + "\n\n" + (
         f"Corpus: the 5 seed articles + man pages and /usr/share/doc text ({pool['documents']:,}"
-        f" pool documents from {pool['stats']['sources_used']:,} files; files over "
+        f" pool documents from {pool['stats']['sources_used']:,} files, fingerprint "
+        f"{pool.get('fingerprint')}; files over "
         f"{pool['max_doc_chars']:,} chars split at paragraphs, *split* = documents that are such"
         f" parts). Times are medians of {results['settings']['repeats']} (update, cold ask); "
         f"warm = {results['settings']['rounds']} rounds x {results['settings']['questions']} "
