@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,51 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import (
+    ServerError,
+    free_port,
+    percentile,
+    qa_command,
+    questions,
+    stop_server,
+    wait_ready,
+)
+from _common import start_server as start_qa_server
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-benchmark-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-FALLBACK_QUESTIONS = [
-    "When did Lavrov visit North Korea?",
-    "Dans quelle ville les chefs de la diplomatie du G7 se sont-ils retrouvés ?",
-    "Who is the North Korean foreign minister?",
-    "Quand Kim Jong-un a-t-il rencontré le ministre russe ?",
-]
-
-
-def questions() -> list[str]:
-    """The committed question set, English and French interleaved; a fallback without it."""
-    path = ROOT / "eval" / "questions.jsonl"
-    by_lang: dict[str, list[str]] = {}
-    try:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                by_lang.setdefault(row.get("lang", "?"), []).append(row["question"])
-    except (OSError, ValueError, KeyError):
-        return FALLBACK_QUESTIONS
-    en, fr = by_lang.get("en", []), by_lang.get("fr", [])
-    mixed = [q for pair in zip(en, fr, strict=False) for q in pair]
-    rest = en[len(fr):] + fr[len(en):] + [q for k, v in by_lang.items() if k not in ("en", "fr")
-                                           for q in v]
-    return (mixed + rest) or FALLBACK_QUESTIONS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def qa_command() -> list[str]:
-    script = Path(sys.executable).with_name("qa")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("qa")
-    if not found:
-        raise SystemExit("the qa console script is not installed (pip install -e .)")
-    return [found]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_server(base: Path, port: int, embedder: str) -> subprocess.Popen[bytes]:
@@ -80,32 +48,7 @@ def start_server(base: Path, port: int, embedder: str) -> subprocess.Popen[bytes
     command = [*qa_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
                "--corpus", str(base / "corpus"), "--index", str(base / "index"),
                "--embedder", embedder]
-    # A file, not a pipe: a full pipe would stall the server. The child keeps its own handle.
-    with open(base / "server.log", "wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base)
-
-
-def wait_ready(process: subprocess.Popen[bytes], url: str, base: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("qa serve exited:\n" + (base / "server.log").read_text())
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"qa serve not ready after {timeout:.0f}s:\n"
-                     + (base / "server.log").read_text())
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
+    return start_qa_server(command, log=base / "server.log", env=env, cwd=base)
 
 
 async def run_load(url: str, base: Path, *, total: int, concurrency: int,
@@ -208,19 +151,17 @@ def main() -> None:
         process = start_server(base, port, args.embedder)
         try:
             t0 = time.perf_counter()
-            wait_ready(process, url, base, timeout=300)
+            try:
+                wait_ready(process, url, base / "server.log", timeout=300)
+            except ServerError as exc:
+                raise SystemExit(str(exc)) from None
             startup = time.perf_counter() - t0
             print(f"server ready in {startup:.1f}s (index built at start-up); "
                   f"{args.requests} asks at concurrency {args.concurrency}...", file=sys.stderr)
             result = asyncio.run(run_load(url, base, total=args.requests,
                                           concurrency=args.concurrency, timeout=args.timeout))
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_server(process)
         if result["errors"]:  # keep what the server said, minus its access log
             lines = (base / "server.log").read_text(errors="replace").splitlines()
             result["server_log"] = [ln for ln in lines if '" 200' not in ln][-30:]
