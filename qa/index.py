@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from qa.chunking import SPLITTER_VERSION, Chunk, Span, chunk_document, split_sentences
-from qa.documents import Document, SkippedFile, corpus_paths, read_corpus
+from qa.documents import Document, FormatStats, SkippedFile, corpus_paths, read_corpus
 from qa.embedding import Embedder
 from qa.errors import CorpusError, IndexMismatchError, IndexNotFoundError, QAError
 from qa.text import fold, tokens, vocabulary
@@ -63,6 +63,10 @@ class BuildReport:
     skipped: list[SkippedFile]
     seconds: float
     path: str
+    # What read_corpus reported: per format read/skipped/pages/time, and files read with a
+    # caveat (e.g. a malformed date).
+    formats: list[FormatStats] = field(default_factory=list)
+    warnings: list[SkippedFile] = field(default_factory=list)
 
 
 @dataclass
@@ -403,7 +407,8 @@ def build_index(
         "counts": {"documents": len(documents), "chunks": len(all_chunks),
                    "sentences": len(all_sents)},
         "documents": {
-            d.doc_id: {"sha256": d.sha256, "date": d.date, "title": d.title, "length": d.length}
+            d.doc_id: {"sha256": d.sha256, "date": d.date, "title": d.title, "length": d.length,
+                       "parser": d.parser, "date_source": d.date_source}
             for d in documents
         },
     }
@@ -420,6 +425,8 @@ def build_index(
         skipped=corpus.skipped,
         seconds=time.perf_counter() - started,
         path=str(index_dir),
+        formats=corpus.formats,
+        warnings=corpus.warnings,
     )
 
 
