@@ -11,6 +11,8 @@ from qa.documents.model import valid_date
 from qa.documents.parsers import Parsed, SkipFile, clean_extracted, missing_dependency
 from qa.documents.plain import title_of
 
+MIN_ARTICLE_WORDS = 5
+
 
 class HtmlParser:
     """Main text of a web page (trafilatura, precision-first), title and date from it."""
@@ -37,7 +39,9 @@ class HtmlParser:
         except Exception as exc:  # trafilatura/lxml raise many kinds on broken markup
             raise SkipFile(f"unreadable HTML ({exc.__class__.__name__})") from None
         body = getattr(result, "text", None) if result is not None else None
-        if not body or not body.strip():
+        # A menu or a footer alone ("Accueil", "© 2024") is what the fallback extractors find
+        # on a page without an article: a few words are not an article.
+        if not body or len(body.split()) < MIN_ARTICLE_WORDS:
             raise SkipFile("no article text found in the page")
         blocks = [b.strip() for b in clean_extracted(body).split("\n") if b.strip()]
         text = "\n\n".join(blocks)

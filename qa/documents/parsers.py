@@ -85,7 +85,7 @@ def format_of(extension: str) -> str:
 
 def missing_dependency(package: str, what: str) -> SkipFile:
     """The skip reason when an optional parsing library is not installed."""
-    return SkipFile(f"{package} is not installed: pip install 'qa[formats]' to read {what}")
+    return SkipFile(f"{package} is not installed: pip install {package} to read {what}")
 
 
 def clean_extracted(text: str) -> str:
