@@ -166,7 +166,7 @@ def test_a_long_unpunctuated_line_is_windowed() -> None:
     assert all(not w.startswith("ot") for w in words)  # cut at whitespace when there is some
 
 
-_ALPHABET = st.sampled_from(list("abcdeé ÉA.,;!?«»\n\r\t-") + ["\r\n", "\n\n", "gouverne-\nment"])
+_ALPHABET = st.sampled_from([*"abcdeé ÉA.,;!?«»\n\r\t-", "\r\n", "\n\n", "gouverne-\nment"])
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
