@@ -109,7 +109,7 @@ def _print_report(report: Any) -> None:
         pages = ""
         if f.pages:
             speed = f" at {f.pages_per_second:.0f} pages/s" if f.pages_per_second else ""
-            pages = f", {f.pages} pages parsed{speed}"
+            pages = f", {f.pages} page{'s' if f.pages > 1 else ''} parsed{speed}"
         click.echo(f"  {f.format}: {f.read} read, {f.skipped} skipped{pages}", err=True)
     for skipped in report.skipped:
         click.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)

@@ -33,6 +33,9 @@ EXPECTED = {
     "bomb.docx": "zip bomb",
     "empty.docx": "empty",
     "notext.docx": "no text",
+    "truncated.docx": "corrupt",
+    "empty.txt": "empty",
+    "dots.txt": "no text",
     "empty.html": "empty",
     "boilerplate.html": "no article text",
     "alias.md": "aliases",
@@ -62,6 +65,10 @@ def hostile_corpus(base: Path) -> Path:
     make_zip_bomb_docx(corpus / "bomb.docx")
     (corpus / "empty.docx").write_bytes(b"")
     make_docx(corpus / "notext.docx", [("p", "   ")])
+    whole = make_docx(base / "whole.docx", [("p", "Un paragraphe complet du document.")])
+    (corpus / "truncated.docx").write_bytes(whole.read_bytes()[:3000])
+    (corpus / "empty.txt").write_text(" \n\t\n", encoding="utf-8")
+    (corpus / "dots.txt").write_text("... — ...", encoding="utf-8")
     (corpus / "empty.html").write_text("  \n", encoding="utf-8")
     (corpus / "boilerplate.html").write_text(
         "<html><head><script>var x = 1;</script></head><body><nav><a href='/'>Accueil</a>"
@@ -92,7 +99,7 @@ def test_read_corpus_skips_each_bad_file_with_its_reason(tmp_path: Path) -> None
     assert "MB" in reasons["huge.txt"]
     stats = {f.format: f for f in corpus.formats}
     assert (stats["pdf"].read, stats["pdf"].skipped) == (1, 5)
-    assert (stats["docx"].read, stats["docx"].skipped) == (0, 4)
+    assert (stats["docx"].read, stats["docx"].skipped) == (0, 5)
     assert stats["pdf"].pages == 1 and stats["pdf"].pages_per_second
 
 
@@ -178,9 +185,9 @@ def test_qa_index_reports_formats_and_one_line_per_bad_file(tmp_path: Path) -> N
     for name, words in EXPECTED.items():
         (line,) = [ln for ln in lines if ln.startswith(f"warning: skipped {name}:")]
         assert words in line
-    assert any(ln.strip().startswith("pdf: 1 read, 5 skipped, 1 pages parsed at")
+    assert any(ln.strip().startswith("pdf: 1 read, 5 skipped, 1 page parsed at")
                and "pages/s" in ln for ln in lines)
-    assert any(ln.strip() == "docx: 0 read, 4 skipped" for ln in lines)
+    assert any(ln.strip() == "docx: 0 read, 5 skipped" for ln in lines)
 
 
 def test_qa_index_with_nothing_readable_fails_and_keeps_the_index(tmp_path: Path) -> None:

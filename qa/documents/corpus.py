@@ -192,6 +192,8 @@ def read_file(doc_id: str, path: Path, root: Path) -> tuple[Document, tuple[str,
     except OSError as exc:
         raise SkipFile(f"unreadable ({exc.strerror})") from None
     try:
+        if os.fstat(fd).st_size > MAX_FILE_BYTES:  # say so without reading it
+            raise SkipFile(f"larger than the {MAX_FILE_BYTES // (1024 * 1024)} MB per-file limit")
         data = _read_capped(fd, MAX_FILE_BYTES)
     except OSError as exc:
         raise SkipFile(f"unreadable ({exc.strerror})") from None

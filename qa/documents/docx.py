@@ -20,9 +20,11 @@ from qa.documents.parsers import (
 )
 from qa.documents.plain import title_of
 
-# Uncompressed bytes a .docx may hold in total, and the compression ratio beyond which a
-# member is treated as a bomb (text XML compresses ~10x; 100x+ is not a real document).
-MAX_UNCOMPRESSED_BYTES = 4 * MAX_FILE_BYTES
+# python-docx loads every member into memory and parses the XML ones with lxml (a tree
+# several times the XML's size). So: uncompressed bytes in total, XML bytes in total, and the
+# compression ratio beyond which a member is a bomb (text XML compresses ~10x, not 200x).
+MAX_UNCOMPRESSED_BYTES = 2 * MAX_FILE_BYTES
+MAX_XML_BYTES = 32 * 1024 * 1024
 MAX_RATIO = 200
 
 
@@ -37,6 +39,9 @@ def check_zip(data: bytes) -> None:
     if total > MAX_UNCOMPRESSED_BYTES:
         raise SkipFile(f"DOCX inflates to {total:,} bytes, over the {MAX_UNCOMPRESSED_BYTES:,}"
                        "-byte limit (a zip bomb?)")
+    xml = sum(m.file_size for m in members if m.filename.endswith((".xml", ".rels")))
+    if xml > MAX_XML_BYTES:
+        raise SkipFile(f"DOCX holds {xml:,} bytes of XML, over the {MAX_XML_BYTES:,}-byte limit")
     for m in members:
         if m.file_size > 1_000_000 and m.file_size > MAX_RATIO * max(m.compress_size, 1):
             ratio = m.file_size // max(m.compress_size, 1)

@@ -12,6 +12,9 @@ from qa.documents.parsers import Parsed, SkipFile, clean_extracted, missing_depe
 from qa.documents.plain import title_of
 
 MIN_ARTICLE_WORDS = 5
+# lxml builds a tree several times the page's size; trafilatura itself gives up (silently)
+# past 20 MB. A saved news page is well under 5 MB.
+MAX_HTML_BYTES = 20_000_000
 
 
 class HtmlParser:
@@ -28,6 +31,9 @@ class HtmlParser:
             raise missing_dependency("trafilatura", "web pages") from None
         if not data.strip():
             raise SkipFile("empty file")
+        if len(data) > MAX_HTML_BYTES:
+            raise SkipFile(f"HTML larger than the {MAX_HTML_BYTES // 1_000_000} MB limit "
+                           "for web pages")
         if b"\x00" in data[:4096]:
             raise SkipFile("binary file, not HTML")
         try:

@@ -78,7 +78,7 @@ class PdfParser:
         except pdfium.PdfiumError as exc:
             if "password" in str(exc).lower():
                 raise SkipFile("encrypted PDF (it needs a password)") from None
-            raise SkipFile(f"corrupt or truncated PDF ({exc})") from None
+            raise SkipFile(f"corrupt or truncated PDF ({str(exc).rstrip('.')})") from None
         try:
             texts: list[str] = []
             total = 0
@@ -99,7 +99,7 @@ class PdfParser:
                                    "(the per-file limit)")
             info = pdf.get_metadata_dict(skip_empty=True)
         except pdfium.PdfiumError as exc:
-            raise SkipFile(f"corrupt PDF ({exc})") from None
+            raise SkipFile(f"corrupt PDF ({str(exc).rstrip('.')})") from None
         finally:
             pdf.close()
         if not texts:
