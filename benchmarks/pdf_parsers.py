@@ -81,6 +81,29 @@ def run_pypdf(path: Path) -> list[str]:
     return [p.extract_text() for p in pypdf.PdfReader(path).pages]
 
 
+def reading_order(folder: Path) -> dict[str, str]:
+    """Which line each library gives first when the lower line is drawn first."""
+    from fpdf import FPDF
+    from makefiles import unicode_font
+
+    pdf = FPDF()
+    pdf.add_font("dv", fname=str(unicode_font()))
+    pdf.add_page()
+    pdf.set_font("dv", size=11)
+    pdf.set_xy(10, 200)
+    pdf.cell(0, 6, "Deuxième ligne, en bas de la page.")
+    pdf.set_xy(10, 100)
+    pdf.cell(0, 6, "Première ligne, en haut de la page.")
+    path = folder / "order.pdf"
+    pdf.output(str(path))
+    out = {}
+    for name, fn in [("pypdfium2", run_pypdfium2), ("pypdf", run_pypdf)]:
+        text = fn(path)[0]
+        out[name] = "top first" if text.find("Première") < text.find("Deuxième") \
+            else "content-stream order (bottom first)"
+    return out
+
+
 def index_speed(pdf: Path, embedder_id: str) -> dict[str, float]:
     from qa.embedding import make_embedder
     from qa.index import build_index
@@ -118,6 +141,7 @@ def main() -> None:
             pages = fn(pdf)
             best = min(best, time.perf_counter() - started)
         results[name] = {"pages_per_s": round(args.pages / best, 1), **quality(pages)}
+    results["reading_order"] = reading_order(work)
     results["index_hash_embedder"] = index_speed(pdf, "hash")
     if not args.skip_default:
         results["index_use_m3"] = index_speed(pdf, "use-m3")
