@@ -227,3 +227,40 @@ def test_parser_ids_reach_the_manifest(tmp_path: Path, name: str) -> None:
     assert entry["date_source"] in {"pdf info", "html meta", "docx core"}
     (fmt,) = report.formats
     assert (fmt.format, fmt.read, fmt.skipped) == (name.split(".")[1], 1, 0)
+
+
+def test_page_map_survives_save_and_load(tmp_path: Path) -> None:
+    from qa.embedding import HashEmbedder
+    from qa.index import build_index, load_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _pdf(corpus)
+    build_index(corpus, tmp_path / "index", embedder=HashEmbedder(32))
+    index = load_index(tmp_path / "index", embedder=HashEmbedder(32))
+    doc = index.doc("rapport.pdf")
+    assert isinstance(doc.pages, tuple) and all(isinstance(p, tuple) for p in doc.pages)
+    assert page_of(doc, doc.text.index("Grand-Maison")) == 2
+    assert index.doc_meta("rapport.pdf")["date_source"] == "pdf info"
+
+
+def test_long_words_are_not_vocabulary() -> None:
+    from qa.text import MAX_WORD_CHARS, vocabulary
+
+    words = vocabulary(["barrage " + "a" * 400_000 + " gouverne-\nment"])
+    assert words == ["barrage", "gouvernement"]
+    assert all(len(w) <= MAX_WORD_CHARS for w in words)
+
+
+def test_text_output_names_the_page() -> None:
+    from qa.cli import format_answer
+
+    result = {"abstained": False, "answer": "Le barrage a produit 1 420 mégawatts.",
+              "confidence": 0.9,
+              "answer_span": {"doc_id": "r.pdf", "start": 10, "end": 47, "page": 2},
+              "citations": [{"rank": 1, "doc_id": "r.pdf", "start": 0, "end": 60, "page": 2,
+                             "text": "x" * 10 + "Le barrage a produit 1 420 mégawatts." + "y" * 13,
+                             "score": 0.9}]}
+    out = format_answer(result, color=False).splitlines()
+    assert out[1].startswith("  — r.pdf, page 2, characters 10–47")
+    assert out[3].startswith("[1] r.pdf, page 2  characters 0–60")
