@@ -43,7 +43,9 @@ EXPECTED = {
     "binary.txt": "binary",
     "latin1.txt": "UTF-8",
     "pipe.txt": "FIFO",
-    ".hidden.txt": "hidden",
+    ".hidden.txt": "hidden file",
+    ".git": "hidden folder",
+    "linked": "link to a folder",
     "loop.txt": "link loop",
     "outside.txt": "outside the corpus",
     "caf\\xe9.txt": "not valid UTF-8",
@@ -80,6 +82,11 @@ def hostile_corpus(base: Path) -> Path:
     (corpus / "latin1.txt").write_bytes("Corée du Nord".encode("latin-1"))
     os.mkfifo(corpus / "pipe.txt")
     (corpus / ".hidden.txt").write_text("Caché.", encoding="utf-8")
+    (corpus / ".git").mkdir()
+    (corpus / ".git" / "HEAD.txt").write_text("ref: refs/heads/main", encoding="utf-8")
+    (base / "elsewhere").mkdir()
+    (base / "elsewhere" / "doc.txt").write_text("Un document hors du corpus.", encoding="utf-8")
+    os.symlink(base / "elsewhere", corpus / "linked")
     os.symlink("loop.txt", corpus / "loop.txt")
     (base / "secret.txt").write_text("TOP SECRET outside the corpus", encoding="utf-8")
     os.symlink(base / "secret.txt", corpus / "outside.txt")
