@@ -264,3 +264,36 @@ def test_text_output_names_the_page() -> None:
     out = format_answer(result, color=False).splitlines()
     assert out[1].startswith("  — r.pdf, page 2, characters 10–47")
     assert out[3].startswith("[1] r.pdf, page 2  characters 0–60")
+
+
+def test_pdf_line_end_hyphens(tmp_path: Path) -> None:
+    """PDFium removes a line-end hyphen: a split word is whole again ("ingé-/nieurs"), a
+    compound keeps its hyphen ("Grand-/Maison")."""
+    make_pdf(tmp_path / "h.pdf", [["Le barrage de Grand-", "Maison produit. Les ingé-",
+                                   "nieurs sont là."]])
+    doc = _doc(tmp_path, "h.pdf")
+    assert "Grand-Maison" in doc.text and "ingénieurs" in doc.text
+
+
+def test_malformed_metadata_dates_leave_the_document_undated(tmp_path: Path) -> None:
+    """A date the format declares but that is no date: read, undated, and one warning."""
+    import zipfile
+
+    make_html(tmp_path / "a.html", "Un titre d’article assez long",
+              ["Une phrase de l’article, assez longue pour en être un."], date="2024-13-45")
+    make_docx(tmp_path / "w.docx", [("p", "Une phrase du document Word.")],
+              created="2024-09-02T10:00:00")
+    src = zipfile.ZipFile(tmp_path / "w.docx")
+    with zipfile.ZipFile(tmp_path / "d.docx", "w") as out:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "docProps/core.xml":
+                data = data.replace(b"2024-09-02T10:00:00Z", b"le 2 septembre")
+            out.writestr(item, data)
+    src.close()
+    (tmp_path / "w.docx").unlink()
+    corpus = read_corpus(tmp_path)
+    assert {d.doc_id: d.date for d in corpus.documents} == {"a.html": None, "d.docx": None}
+    notes = {n.path: n.reason for n in corpus.warnings}
+    assert "malformed date '2024-13-45' in the html meta" in notes["a.html"]
+    assert "malformed date 'le 2 septembre' in the docx core" in notes["d.docx"]

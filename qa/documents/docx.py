@@ -7,6 +7,7 @@ are checked, so a zip bomb disguised as a Word file is skipped instead of fillin
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from typing import Any
 
@@ -48,6 +49,20 @@ def check_zip(data: bytes) -> None:
             raise SkipFile(f"DOCX member {m.filename} inflates {ratio}x (a zip bomb?)")
     if not any(m.filename == "word/document.xml" for m in members):
         raise SkipFile("not a Word document (no word/document.xml)")
+
+
+_CREATED = re.compile(rb"<dcterms:created[^>]*>([^<]{1,100})</dcterms:created>")
+
+
+def _raw_created(data: bytes) -> str | None:
+    """The core properties' creation date as written (to name it when it is malformed)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            core = zf.read("docProps/core.xml")[:100_000]
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError):
+        return None
+    match = _CREATED.search(core)
+    return match.group(1).decode("utf-8", "replace").strip() if match else None
 
 
 def _blocks(document: Any) -> list[str]:
@@ -100,6 +115,11 @@ class DocxParser:
         if len(text) > MAX_TEXT_CHARS:
             raise SkipFile(f"more than {MAX_TEXT_CHARS:,} characters of text (the per-file limit)")
         date = created.date().isoformat() if created is not None else None
+        warnings: tuple[str, ...] = ()
+        if date is None:
+            raw = _raw_created(data)
+            if raw:  # python-docx reads an unparsable date as no date
+                warnings = (f"malformed date {raw[:40]!r} in the docx core; indexed undated",)
         meta = {k: v[:1000] for k, v in (("title", title), ("author", author)) if v}
         if date:
             meta["created"] = date
@@ -109,4 +129,5 @@ class DocxParser:
             date=date,
             date_source="docx core" if date else None,
             meta=meta,
+            warnings=warnings,
         )

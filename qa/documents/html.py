@@ -1,17 +1,25 @@
 """Saved web pages (.html, .htm): the article, not the page, by trafilatura.
 
 Menus, footers, cookie banners, "most read" boxes and scripts are left out; trafilatura also
-reads the title and the publication date (meta tags, JSON-LD, visible dates). Blocks of the
-article are separated by a blank line, so a heading never runs into the paragraph after it.
+reads the title and the publication date (from the markup: meta tags, JSON-LD, <time>).
+Blocks of the article are separated by a blank line, so a heading never runs into the
+paragraph after it.
 """
 
 from __future__ import annotations
+
+import re
 
 from qa.documents.model import valid_date
 from qa.documents.parsers import Parsed, SkipFile, clean_extracted, missing_dependency
 from qa.documents.plain import title_of
 
 MIN_ARTICLE_WORDS = 5
+# Publication-date meta tags, read only to name a malformed date that trafilatura dropped.
+_DATE_META = re.compile(
+    rb"""<meta\s[^>]*(?:property|name|itemprop)\s*=\s*["']?(?:article:published_time|"""
+    rb"""date|pubdate|publishdate|datePublished|dc\.date)["']?[^>]*?content\s*=\s*"""
+    rb"""["']([^"'>]{1,100})["']""", re.I)
 # lxml builds a tree several times the page's size; trafilatura itself gives up (silently)
 # past 20 MB. A saved news page is well under 5 MB.
 MAX_HTML_BYTES = 20_000_000
@@ -41,6 +49,10 @@ class HtmlParser:
                 data, favor_precision=True, include_comments=False, include_tables=True,
                 include_images=False, include_links=False, with_metadata=True,
                 deduplicate=False,
+                # Dates from the page's markup only (meta tags, JSON-LD, <time>): the
+                # extensive search guesses, e.g. "2024-01-01" from a "© 2024" footer, and a
+                # wrong date silently drops a document from date filters.
+                date_extraction_params={"extensive_search": False, "original_date": True},
             )
         except Exception as exc:  # trafilatura/lxml raise many kinds on broken markup
             raise SkipFile(f"unreadable HTML ({exc.__class__.__name__})") from None
@@ -58,6 +70,11 @@ class HtmlParser:
         warnings: tuple[str, ...] = ()
         if raw_date and date is None:
             warnings = (f"malformed date {raw_date[:40]!r} in the html meta; indexed undated",)
+        elif not raw_date:
+            declared = _DATE_META.search(data[:200_000])
+            if declared:
+                value = declared.group(1).decode("utf-8", "replace").strip()
+                warnings = (f"malformed date {value[:40]!r} in the html meta; indexed undated",)
         meta = {k: v[:1000] for k, v in (("title", title), ("author", author),
                                           ("date", raw_date)) if v}
         return Parsed(

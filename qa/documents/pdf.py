@@ -24,9 +24,11 @@ from qa.documents.plain import title_of
 PAGE_SEPARATOR = "\n\n"
 _PDF_DATE = re.compile(r"\A(?:D:)?(\d{4})(\d{2})?(\d{2})?")
 _DIGITS = re.compile(r"\d+")
-# PDFium marks a hyphen it removed at a line end with U+FFFE (and joins the word); older
-# versions use U+0002. Dropping the mark gives the word back whole: "pré-/senté" -> "présenté".
-_SOFT_HYPHEN_MARKS = ("\ufffe", "\x02")
+# PDFium marks a hyphen it removed at a line end with U+FFFE (and joins the lines); older
+# versions use U+0002. Before a lower-case letter it split a word ("pré-/senté" ->
+# "présenté"); before a capital it is a compound's own hyphen ("Grand-/Maison" stays
+# "Grand-Maison").
+_SOFT_HYPHEN = re.compile("[\ufffe\x02]")
 
 
 def pdf_date(value: str) -> str | None:
@@ -35,6 +37,11 @@ def pdf_date(value: str) -> str | None:
     if not match:
         return None
     return valid_date("-".join(p for p in match.groups() if p))
+
+
+def _unhyphenate(match: re.Match[str]) -> str:
+    following = match.string[match.end() : match.end() + 1]
+    return "-" if following and following.isupper() else ""
 
 
 def _drop_running_lines(pages: list[str]) -> list[str]:
@@ -90,8 +97,8 @@ class PdfParser:
                 finally:
                     textpage.close()
                     page.close()
-                for mark in _SOFT_HYPHEN_MARKS:
-                    raw = raw.replace(mark, "")
+                if "\ufffe" in raw or "\x02" in raw:
+                    raw = _SOFT_HYPHEN.sub(_unhyphenate, raw)
                 texts.append(clean_extracted(raw).strip())
                 total += len(texts[-1])
                 if total > MAX_TEXT_CHARS:
