@@ -185,7 +185,9 @@ def format_answer(result: dict[str, Any], *, color: bool) -> str:
         if result["citations"]:
             lines.append("Closest passages, which do not answer it:")
     else:
-        lines.append(result["answer"])
+        # On one line: a sentence wrapped in its source (PDF lines) reads as one. `--json`
+        # keeps the exact text.
+        lines.append(" ".join(result["answer"].split()))
         lines.append(f"  — {span['doc_id']}{_page(span)}, characters {span['start']}–{span['end']}"
                      f" (confidence {result['confidence']:.2f})")
     for c in result["citations"]:

@@ -3,7 +3,10 @@ the served text matches the offsets, and the PDF answer cites the right page."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +63,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder
         created="2024-09-02T10:00:00")
     settings = Settings(corpus=corpus, index=base / "index", api_key=None, cors_origins=[])
     with TestClient(create_app(settings, embedder=real_embedder)) as c:
+        c.base_folder = base  # type: ignore[attr-defined]
         yield c
 
 
@@ -91,3 +95,19 @@ def test_listing_says_where_dates_came_from(client: TestClient) -> None:
     assert sources["quimper.html"] == ("2024-03-20", "html meta")
     assert sources["marciac.docx"] == ("2024-09-02", "docx core")
     assert sources["001_113f9629b7018fa7.txt"] == ("2024-03", "text prefix")
+
+
+def test_qa_ask_prints_the_page(client: TestClient) -> None:
+    """The real `qa ask` on the index the server built: `energie.pdf, page 2, characters`."""
+    base: Path = client.base_folder  # type: ignore[attr-defined]
+    qa_bin = Path(sys.executable).parent / "qa"
+    command = [str(qa_bin)] if qa_bin.exists() else [sys.executable, "-m", "qa.cli"]
+    r = subprocess.run(
+        [*command, "ask", QUESTIONS[0][0], "--corpus", str(base / "corpus"),
+         "--index", str(base / "index")],
+        capture_output=True, text=True, timeout=300, cwd=base,
+        env={**os.environ, "XDG_CACHE_HOME": str(base / "cache")})
+    assert r.returncode == 0, r.stderr
+    answer, where = r.stdout.splitlines()[:2]
+    assert "1 420 mégawatts" in answer
+    assert where.startswith("  — energie.pdf, page 2, characters ")
