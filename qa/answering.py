@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from qa.documents import page_of
 from qa.errors import InvalidQuestionError
 from qa.index import Index
 from qa.retrieval import Mode, Passage, Query, make_filters, prepare, retrieve
@@ -27,6 +28,7 @@ class Citation:
     end: int
     text: str
     score: float
+    page: int | None = None  # 1-based page of `start` (PDFs); None for formats without pages
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class AnswerSpan:
     doc_id: str
     start: int
     end: int
+    page: int | None = None  # 1-based page of `start` (PDFs); None for formats without pages
 
 
 @dataclass(frozen=True)
@@ -240,12 +243,14 @@ def answer_question(
     for rank, i in enumerate(order, start=1):
         c = passages[i].chunk
         score = best_by_passage[i].score if i in best_by_passage else 0.0
-        citations.append(Citation(rank, c.doc_id, c.start, c.end, c.text, round(score, 4)))
+        citations.append(Citation(rank, c.doc_id, c.start, c.end, c.text, round(score, 4),
+                                  page_of(index.doc(c.doc_id), c.start)))
 
     best = best_by_passage.get(order[0]) if order else None
     confidence = float(np.round(best.score, 4)) if best else 0.0
     if best is None or confidence < params.threshold:
         return Answer(question, None, True, None, citations, confidence)
     text = index.doc(best.doc_id).text[best.start : best.end]
-    span = AnswerSpan(best.doc_id, best.start, best.end)
+    span = AnswerSpan(best.doc_id, best.start, best.end,
+                      page_of(index.doc(best.doc_id), best.start))
     return Answer(question, text, False, span, citations, confidence)

@@ -154,6 +154,8 @@ class AnswerSpanOut(BaseModel):
     doc_id: str
     start: int = Field(description="Offset of the answer's first character in the document.")
     end: int = Field(description="Offset just past the answer's last character.")
+    page: int | None = Field(default=None, description="1-based page of `start` (PDFs); "
+                             "null for formats without pages.")
 
 
 class CitationOut(BaseModel):
@@ -163,6 +165,8 @@ class CitationOut(BaseModel):
     end: int
     text: str = Field(description="Exactly the document's text[start:end].")
     score: float
+    page: int | None = Field(default=None, description="1-based page of `start` (PDFs); "
+                             "null for formats without pages.")
 
 
 class AskResponse(BaseModel):
@@ -209,10 +213,14 @@ class DocumentInfo(BaseModel):
     date: str | None = Field(description="YYYY-MM or YYYY-MM-DD, when the document has one.")
     title: str
     length: int = Field(description="Length of the text in characters (offsets index it).")
+    date_source: str | None = Field(default=None, description="Where the date came from: "
+                                    "front matter, text prefix, html meta, pdf info, docx core.")
 
 
 class DocumentOut(DocumentInfo):
     text: str = Field(description="The document's exact text; citation offsets index it.")
+    pages: list[list[int]] | None = Field(default=None, description="PDFs: the [start, end) "
+                                          "character range of each page in `text`.")
 
 
 class HealthOut(BaseModel):
@@ -233,6 +241,15 @@ class HealthOut(BaseModel):
 class SkippedOut(BaseModel):
     path: str
     reason: str
+
+
+class FormatOut(BaseModel):
+    format: str = Field(description="text, pdf, html or docx")
+    read: int
+    skipped: int
+    pages: int
+    seconds: float
+    unchanged: int = Field(0, description="kept from the index without reading")
 
 
 class IndexReportOut(BaseModel):
@@ -256,6 +273,10 @@ class IndexReportOut(BaseModel):
     skipped: list[SkippedOut]
     seconds: float
     path: str
+    formats: list[FormatOut] = Field(default_factory=list, description="Files read and skipped "
+                                     "per format, pages and parsing time.")
+    warnings: list[SkippedOut] = Field(default_factory=list, description="Files indexed with "
+                                       "a caveat (e.g. a malformed date, indexed undated).")
 
 
 class ErrorOut(BaseModel):
@@ -541,7 +562,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     def list_documents(index: IndexDep) -> list[dict[str, Any]]:
         """The indexed documents, in corpus order."""
         return [
-            {"doc_id": d, "date": m["date"], "title": m["title"], "length": m["length"]}
+            {"doc_id": d, "date": m["date"], "title": m["title"], "length": m["length"],
+             "date_source": m.get("date_source")}
             for d in index.doc_ids() for m in [index.doc_meta(d)]
         ]
 
@@ -554,7 +576,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             raise DocumentNotFoundError(f"no document {doc_id!r} in the index")
         doc = index.doc(doc_id)
         return {"doc_id": doc.doc_id, "date": doc.date, "title": doc.title,
-                "length": doc.length, "text": doc.text}
+                "length": doc.length, "text": doc.text, "date_source": doc.date_source,
+                "pages": [list(p) for p in doc.pages] or None}
 
     @app.post("/index", response_model=IndexReportOut, tags=["service"],
               dependencies=protected, responses=_errors(400, 401, 403, 409, 503))

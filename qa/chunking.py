@@ -9,7 +9,7 @@ from qa.documents import Document
 
 # Bump when metadata parsing, chunk or sentence boundaries change for the same text: indexes
 # record it, and an update re-splits and re-embeds every document instead of reusing old units.
-SPLITTER_VERSION = 2
+SPLITTER_VERSION = 3
 
 # Paragraph, line, sentence, clause, word, character: the splitter tries them in order.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
@@ -82,25 +82,82 @@ def chunk_document(document: Document, *, size: int, overlap: int) -> list[Chunk
 
 # A sentence ends at . ! ? or … (possibly doubled, possibly followed by closing quotes) when
 # what follows starts like a sentence: an upper-case letter, a digit, a quote or a bullet.
-# Lines always end sentences (headings, bullet lists). The lookahead keeps "missiles. lancées"
-# (a lower-case continuation in the source) in one sentence.
+# The lookahead keeps "missiles. lancées" (a lower-case continuation in the source) in one
+# sentence. Line breaks (\n, \r\n or a lone \r) are candidates: see _soft_break.
 _BOUNDARY = re.compile(
     r"(?<=[.!?…])(?:[ \t\u00a0\u202f]*[»\"”)\]*])*[ \t\u00a0\u202f]+"
     r"(?=[A-ZÀ-ÖØ-Þ0-9«\"“•*(À-Ý])"
-    r"|\s*\n\s*"
+    r"|[ \t\u00a0\u202f]*(?:\r\n?|\n)\s*"
 )
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 _TRIM_LEFT = " \t\r\n\u00a0•*.-–—,;:"
 _TRIM_RIGHT = " \t\r\n\u00a0"
+# Words a line cannot end a sentence on: a hard-wrapped line ending on one continues.
+_CONTINUES = frozenset("""
+a à au aux avec chez dans de des du en entre et l la le les leur leurs ma mais mes mon ni nos
+notre ou où par pour qu que qui sa sans ses son sous sur ta tes ton un une vers d c j n s
+an and as at by for from in into of on or the to with that than their its our your
+""".split())  # noqa: SIM905
+_LAST_WORD = re.compile(r"(\w+)[’']?\Z")
+_LIST_START = re.compile(r"[•*\-–—]|\d+[.)]\s")
+
+# No sentence is longer than this: longer runs (a table flattened to one line, a 5 MB line
+# of letters) are cut into windows, at whitespace when there is some, so that what is
+# embedded per unit stays bounded (the embedder's memory grows with the length of a unit).
+MAX_SENTENCE_CHARS = 2_000
+
+
+def _soft_break(text: str, start: int, end: int) -> bool:
+    """Whether the line break in text[start:end] wraps a sentence instead of ending one.
+
+    One line break (not a blank line) is soft when the next line starts in lower case
+    ("... 512-byte blocks are\n       used."), or when the line ends mid-phrase: on a comma,
+    a hyphen or a word that cannot end a sentence ("de", "the"). Headings ("Un soutien
+    militaire renforcé") and list items keep their own line.
+    """
+    if len(_LINE_BREAK.findall(text, start, end)) != 1 or start == 0 or end >= len(text):
+        return False
+    prev, nxt = text[start - 1], text[end]
+    if prev in ".!?…:;»\"”)]" or _LIST_START.match(text, end):
+        return False
+    if nxt.islower():
+        return True
+    if prev in ",(«-":
+        return True
+    word = _LAST_WORD.search(text, max(0, start - 30), start)
+    return word is not None and word.group(1).lower() in _CONTINUES
+
+
+def _windows(s: int, e: int, text: str) -> list[tuple[int, int]]:
+    """[s, e) cut into pieces of at most MAX_SENTENCE_CHARS, at whitespace when possible."""
+    out = []
+    while e - s > MAX_SENTENCE_CHARS:
+        cut = s + MAX_SENTENCE_CHARS
+        space = max(text.rfind(" ", s + MAX_SENTENCE_CHARS // 2, cut),
+                    text.rfind("\n", s + MAX_SENTENCE_CHARS // 2, cut))
+        if space > s:
+            cut = space
+        out.append((s, cut))
+        s = cut
+        while s < e and text[s] in _TRIM_RIGHT:
+            s += 1
+    out.append((s, e))
+    return out
 
 
 def split_sentences(document: Document) -> list[Span]:
-    """Sentences of a document's body, trimmed of bullets and stray leading punctuation."""
+    """Sentences of a document's body, trimmed of bullets and stray leading punctuation.
+
+    A sentence may span a soft line break (text[start:end] then holds the line break, exactly
+    as in the document); none is longer than MAX_SENTENCE_CHARS.
+    """
     text = document.text
     spans: list[Span] = []
     start = document.body_start
     # A boundary's closing quotes (". »") belong to the sentence they close.
     bounds = [(m.start() + len(m.group(0).rstrip()), m.end())
-              for m in _BOUNDARY.finditer(text, document.body_start)]
+              for m in _BOUNDARY.finditer(text, document.body_start)
+              if not _soft_break(text, m.start(), m.end())]
     bounds.append((len(text), len(text)))
     for b_start, b_end in bounds:
         s, e = start, b_start
@@ -108,7 +165,9 @@ def split_sentences(document: Document) -> list[Span]:
             s += 1
         while e > s and text[e - 1] in _TRIM_RIGHT:
             e -= 1
-        if e - s >= 3 and any(c.isalnum() for c in text[s:e]):
-            spans.append(Span(document.doc_id, s, e))
+        if e - s >= 3:
+            for ws, we in _windows(s, e, text):
+                if we - ws >= 3 and any(c.isalnum() for c in text[ws:we]):
+                    spans.append(Span(document.doc_id, ws, we))
         start = b_end
     return spans

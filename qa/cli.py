@@ -111,8 +111,17 @@ def _print_report(report: Any) -> None:
         + (f", {report.merged} merged" if report.merged else "") + ")",
         err=True,
     )
+    for f in getattr(report, "formats", []):
+        pages = ""
+        if f.pages:
+            speed = f" at {f.pages_per_second:.0f} pages/s" if f.pages_per_second else ""
+            pages = f", {f.pages} page{'s' if f.pages > 1 else ''} parsed{speed}"
+        kept = f", {f.unchanged} unchanged" if f.unchanged else ""
+        click.echo(f"  {f.format}: {f.read} read{kept}, {f.skipped} skipped{pages}", err=True)
     for skipped in report.skipped:
         click.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
+    for note in getattr(report, "warnings", []):
+        click.echo(f"warning: {note.path}: {note.reason}", err=True)
 
 
 @cli.command("index")
@@ -191,6 +200,10 @@ def _highlight(text: str, start: int, end: int, color: bool) -> str:
     return f"{text[:start]}>>{text[start:end]}<<{text[end:]}"
 
 
+def _page(item: dict[str, Any]) -> str:
+    return f", page {item['page']}" if item.get("page") else ""
+
+
 def format_answer(result: dict[str, Any], *, color: bool) -> str:
     """Readable rendering of an answer: the answer, then numbered citations."""
     lines = []
@@ -201,12 +214,14 @@ def format_answer(result: dict[str, Any], *, color: bool) -> str:
         if result["citations"]:
             lines.append("Closest passages, which do not answer it:")
     else:
-        lines.append(result["answer"])
-        lines.append(f"  — {span['doc_id']}, characters {span['start']}–{span['end']}"
+        # On one line: a sentence wrapped in its source (PDF lines) reads as one. `--json`
+        # keeps the exact text.
+        lines.append(" ".join(result["answer"].split()))
+        lines.append(f"  — {span['doc_id']}{_page(span)}, characters {span['start']}–{span['end']}"
                      f" (confidence {result['confidence']:.2f})")
     for c in result["citations"]:
         lines.append("")
-        lines.append(f"[{c['rank']}] {c['doc_id']}  characters {c['start']}–{c['end']}"
+        lines.append(f"[{c['rank']}] {c['doc_id']}{_page(c)}  characters {c['start']}–{c['end']}"
                      f"  score {c['score']:.3f}")
         text = c["text"]
         if span and span["doc_id"] == c["doc_id"] and c["start"] <= span["start"] \

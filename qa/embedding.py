@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from qa.errors import EmbedderError
+from qa.text import for_matching
 
 Kind = Literal["query", "passage"]
 
@@ -67,7 +68,7 @@ class UseEmbedder:
     def embed(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(self._model.encode(list(texts)))
+        return _normalise(self._model.encode([for_matching(t) for t in texts]))
 
 
 def default_cache_dir() -> Path:
@@ -185,7 +186,7 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.query_prefix if kind == "query" else self.passage_prefix
         vectors = self._model.encode(
-            [prefix + t for t in texts], batch_size=32, show_progress_bar=False
+            [prefix + for_matching(t) for t in texts], batch_size=32, show_progress_bar=False
         )
         return _normalise(vectors)
 

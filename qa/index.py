@@ -32,14 +32,21 @@ import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qa.chunking import SPLITTER_VERSION, Chunk, Span, chunk_document, split_sentences
-from qa.documents import Document, SkippedFile, corpus_paths, read_documents
+from qa.documents import (
+    CorpusReader,
+    Document,
+    FormatStats,
+    SkippedFile,
+    corpus_paths,
+    current_parser,
+)
 from qa.embedding import Embedder, make_embedder
 from qa.errors import (
     CorpusError,
@@ -85,6 +92,10 @@ class BuildReport:
     path: str
     segments: int = 0
     merged: int = 0
+    # What the corpus reader reported: per format read/skipped/pages/time, and files read
+    # with a caveat (e.g. a malformed date).
+    formats: list[FormatStats] = field(default_factory=list)
+    warnings: list[SkippedFile] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- snapshots
@@ -779,15 +790,18 @@ def _build_with(
     old_hashes: dict[str, str], seg_entries: list[dict[str, Any]],
     old_segments: list[Segment],
 ) -> BuildReport:
-    listing = corpus_paths(corpus_dir)
+    reader = CorpusReader(corpus_dir)
+    listing = reader.listing
     stats = {doc_id: _file_stat(path) for doc_id, path in listing}
     documents: dict[str, dict[str, Any]] = {}
     to_read: list[tuple[str, Path]] = []
     for doc_id, path in listing:
         old = old_docs.get(doc_id)
         st = stats[doc_id]
-        if old is not None and st is not None and old.get("stat") == list(st):
-            documents[doc_id] = old  # same size and mtime: not even read
+        if (old is not None and st is not None and old.get("stat") == list(st)
+                and old.get("parser") == current_parser(path)):
+            documents[doc_id] = old  # same size, mtime and parser: not even read
+            reader.keep(path)
         else:
             to_read.append((doc_id, path))
     listed = {d for d, _ in listing}
@@ -814,7 +828,6 @@ def _build_with(
 
     for doc_id in removed_ids:
         tombstone(doc_id)
-    skipped: list[SkippedFile] = []
     added = changed = 0
     unchanged = len(documents)
     known_words = _known_words(old_segments)
@@ -857,14 +870,12 @@ def _build_with(
 
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
-        for item in read_documents(corpus_dir, to_read):
-            if isinstance(item, SkippedFile):
-                skipped.append(item)
-                tombstone(item.path)
-                continue
-            doc = item
+        reading = set()
+        for doc in reader.read(to_read):
+            reading.add(doc.doc_id)
             old = old_docs.get(doc.doc_id)
-            if old is not None and old.get("sha256") == doc.sha256 and old.get("seg") in deleted:
+            if (old is not None and old.get("sha256") == doc.sha256
+                    and old.get("parser") == doc.parser and old.get("seg") in deleted):
                 documents[doc.doc_id] = {**old, "stat": list(stats[doc.doc_id] or (0, 0))}
                 unchanged += 1
                 advance(len(doc.text))
@@ -881,12 +892,13 @@ def _build_with(
             if pending_chars >= BATCH_CHARS:
                 flush()
         flush()
+        for doc_id, _ in to_read:  # listed, but the reader skipped it: gone from the index
+            if doc_id not in reading:
+                tombstone(doc_id)
+        skipped = reader.skipped
         removed = sum(1 for d in old_hashes if d not in listed or d not in documents)
         if not documents:
-            detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
-            raise CorpusError(
-                f"no readable document in {corpus_dir}{detail}; nothing was indexed"
-            )
+            raise reader.nothing_readable()
         # Segments in corpus order of their first use; the documents map keeps corpus order.
         ordered = {d: documents[d] for d, _ in listing if d in documents}
         entries = [{"name": e["name"], "deleted": sorted(deleted[e["name"]])}
@@ -929,7 +941,8 @@ def _build_with(
         documents=len(ordered), chunks=counts["chunks"], added=added, changed=changed,
         unchanged=unchanged, removed=removed, embedded_chunks=embedded_chunks,
         skipped=skipped, seconds=time.perf_counter() - started, path=str(index_dir),
-        segments=len(entries), merged=merged,
+        segments=len(entries), merged=merged, formats=reader.formats,
+        warnings=reader.warnings,
     )
 
 

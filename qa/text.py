@@ -7,6 +7,13 @@ import unicodedata
 from functools import lru_cache
 
 _TOKEN = re.compile(r"\w+")
+# A word hyphenated across a line break ("gouverne-\nment"), as in hard-wrapped text and
+# some PDFs: matched as the whole word. Only when the next line goes on in lower case, so
+# "Nord-\nCoréen" and list dashes stay as they are.
+_HYPHEN_BREAK = re.compile(r"(?<=\w)-[ \t]*(?:\r\n?|\n)[ \t]*(?=[a-zà-öø-ÿ])")
+# Longer "words" (a base64 blob, a line of letters with no space) are not vocabulary: the
+# embedder's cost grows with a unit's length, and no question word matches them.
+MAX_WORD_CHARS = 40
 
 # French and English function words, folded (no accents). Both languages share one index
 # because questions come in either; stems are French Snowball, which also maps most English
@@ -28,6 +35,16 @@ through to too under until up very was we were what when where which while who w
 with would you your yours yourself did does many much
 """.split()  # noqa: SIM905
 STOPWORDS = frozenset(_STOPWORDS)
+
+
+def for_matching(text: str) -> str:
+    """Text as matched (terms, embeddings): words hyphenated across lines rejoined.
+
+    Offsets never index this string; they index the document's text.
+    """
+    if "-" not in text:
+        return text
+    return _HYPHEN_BREAK.sub("", text)
 
 
 def fold(text: str) -> str:
@@ -74,8 +91,9 @@ def vocabulary(texts: list[str]) -> list[str]:
     """
     words: set[str] = set()
     for text in texts:
-        words.update(w for w in _TOKEN.findall(text.lower())
-                     if len(w) > 2 and fold(w) not in STOPWORDS and not w.isdigit())
+        words.update(w for w in _TOKEN.findall(for_matching(text).lower())
+                     if 2 < len(w) <= MAX_WORD_CHARS and fold(w) not in STOPWORDS
+                     and not w.isdigit())
     return sorted(words)
 
 
@@ -90,8 +108,8 @@ def _term(word: str) -> str | None:
 def tokens(text: str) -> list[str]:
     """Folded, stop-word-free, stemmed tokens for BM25 and lexical overlap."""
     out = []
-    for word in _TOKEN.findall(text):
-        term = _term(word)
+    for word in _TOKEN.findall(for_matching(text)):
+        term = _term(word[:MAX_WORD_CHARS])
         if term is not None:
             out.append(term)
     return out

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 RESULT_FIELDS = ["question", "answer", "abstained", "answer_span", "citations", "confidence"]
-CITATION_FIELDS = ["rank", "doc_id", "start", "end", "text", "score"]
+CITATION_FIELDS = ["rank", "doc_id", "start", "end", "text", "score", "page"]
 
 
 def document_text(
@@ -44,7 +44,7 @@ def assert_contract(result: dict[str, Any], question: str, k: int,
         assert result["answer"] is None and result["answer_span"] is None
         return
     span = result["answer_span"]
-    assert set(span) == {"doc_id", "start", "end"}
+    assert set(span) == {"doc_id", "start", "end", "page"}
     assert text(span["doc_id"])[span["start"] : span["end"]] == result["answer"]
     assert any(
         c["doc_id"] == span["doc_id"] and c["start"] <= span["start"] and span["end"] <= c["end"]

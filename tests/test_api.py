@@ -158,11 +158,13 @@ def test_documents_list_and_text(client: TestClient) -> None:
     docs = r.json()
     assert [d["doc_id"] for d in docs] == sorted(p.name for p in CORPUS.glob("*.txt"))
     for d in docs:
-        assert set(d) == {"doc_id", "date", "title", "length"}
+        assert set(d) == {"doc_id", "date", "title", "length", "date_source"}
         full = client.get(f"/documents/{d['doc_id']}").json()
         assert full["text"] == (CORPUS / d["doc_id"]).read_text(encoding="utf-8")
         assert full["length"] == len(full["text"]) == d["length"]
     assert {d["doc_id"]: d["date"] for d in docs}["001_113f9629b7018fa7.txt"] == "2024-03"
+    assert {d["doc_id"]: d["date_source"] for d in docs}["001_113f9629b7018fa7.txt"] \
+        == "text prefix"
 
 
 def test_routes_doing_cpu_work_are_plain_functions(client: TestClient) -> None:

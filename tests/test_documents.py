@@ -59,11 +59,12 @@ def test_bad_files_are_skipped_and_named(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
     (tmp_path / "binary.txt").write_bytes(b"abc\x00def")
     (tmp_path / "latin1.txt").write_bytes("Corée".encode("latin-1"))
-    (tmp_path / "ignored.pdf").write_bytes(b"%PDF")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF")
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8")  # not a document format: not listed
     corpus = read_corpus(tmp_path)
     assert [d.doc_id for d in corpus.documents] == ["sub/good.md"]
     reasons = {s.path: s.reason for s in corpus.skipped}
-    assert set(reasons) == {"empty.txt", "binary.txt", "latin1.txt"}
+    assert set(reasons) == {"empty.txt", "binary.txt", "latin1.txt", "broken.pdf"}
     assert "UTF-8" in reasons["latin1.txt"] and "binary" in reasons["binary.txt"]
 
 

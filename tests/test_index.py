@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from qa import chunking as chunking_mod
 from qa import index as index_mod
 from qa.answering import answer_question
 from qa.embedding import Embedder, HashEmbedder
@@ -30,7 +31,9 @@ def test_manifest_records_what_load_checks(corpus_dir: Path, tmp_path: Path,
     manifest = read_manifest(tmp_path / "ix")
     assert manifest["format_version"] == index_mod.FORMAT_VERSION
     assert manifest["embedder"] == {"id": "hash-64", "dim": 64}
-    assert manifest["chunking"] == {"size": 400, "overlap": 50, "splitter": 2}
+    assert manifest["chunking"] == {"size": 400, "overlap": 50,
+                                    "splitter": chunking_mod.SPLITTER_VERSION}
+    assert {d["parser"] for d in manifest["documents"].values()} == {"plain/1"}
     assert len(manifest["documents"]) == 5 == report.documents
     assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
 

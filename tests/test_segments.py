@@ -41,15 +41,16 @@ def test_unchanged_files_are_not_even_read(
 ) -> None:
     ix = tmp_path / "ix"
     build_index(corpus_dir, ix, embedder=fake_embedder)
+    import qa.documents.corpus as corpus_mod
+
     read: list[str] = []
-    real = index_mod.read_documents
+    real = corpus_mod.read_file
 
-    def counting(root, items):  # type: ignore[no-untyped-def]
-        items = list(items)
-        read.extend(d for d, _ in items)
-        return real(root, items)
+    def counting(doc_id, path, root):  # type: ignore[no-untyped-def]
+        read.append(doc_id)
+        return real(doc_id, path, root)
 
-    monkeypatch.setattr(index_mod, "read_documents", counting)
+    monkeypatch.setattr(corpus_mod, "read_file", counting)
     report = build_index(corpus_dir, ix, embedder=fake_embedder)
     assert read == [] and report.unchanged == 5
     # Touched but identical: read (its stat changed), not re-embedded, no new segment.

@@ -1,0 +1,133 @@
+"""Word files (.docx) by python-docx: paragraphs, headings and tables in document order.
+
+A .docx is a zip: before python-docx inflates anything, the declared sizes of its members
+are checked, so a zip bomb disguised as a Word file is skipped instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from typing import Any
+
+from qa.documents.parsers import (
+    MAX_FILE_BYTES,
+    MAX_TEXT_CHARS,
+    Parsed,
+    SkipFile,
+    clean_extracted,
+    missing_dependency,
+)
+from qa.documents.plain import title_of
+
+# python-docx loads every member into memory and parses the XML ones with lxml (a tree
+# several times the XML's size). So: uncompressed bytes in total, XML bytes in total, and the
+# compression ratio beyond which a member is a bomb (text XML compresses ~10x, not 200x).
+MAX_UNCOMPRESSED_BYTES = 2 * MAX_FILE_BYTES
+MAX_XML_BYTES = 32 * 1024 * 1024
+MAX_RATIO = 200
+
+
+def check_zip(data: bytes) -> None:
+    """SkipFile unless `data` is a zip whose members inflate to a sane size."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise SkipFile("corrupt or truncated DOCX (not a zip archive)") from None
+    total = sum(m.file_size for m in members)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise SkipFile(f"DOCX inflates to {total:,} bytes, over the {MAX_UNCOMPRESSED_BYTES:,}"
+                       "-byte limit (a zip bomb?)")
+    xml = sum(m.file_size for m in members if m.filename.endswith((".xml", ".rels")))
+    if xml > MAX_XML_BYTES:
+        raise SkipFile(f"DOCX holds {xml:,} bytes of XML, over the {MAX_XML_BYTES:,}-byte limit")
+    for m in members:
+        if m.file_size > 1_000_000 and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+            ratio = m.file_size // max(m.compress_size, 1)
+            raise SkipFile(f"DOCX member {m.filename} inflates {ratio}x (a zip bomb?)")
+    if not any(m.filename == "word/document.xml" for m in members):
+        raise SkipFile("not a Word document (no word/document.xml)")
+
+
+_CREATED = re.compile(rb"<dcterms:created[^>]*>([^<]{1,100})</dcterms:created>")
+
+
+def _raw_created(data: bytes) -> str | None:
+    """The core properties' creation date as written (to name it when it is malformed)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            core = zf.read("docProps/core.xml")[:100_000]
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError):
+        return None
+    match = _CREATED.search(core)
+    return match.group(1).decode("utf-8", "replace").strip() if match else None
+
+
+def _blocks(document: Any) -> list[str]:
+    """Paragraph and table texts in body order (a table row becomes 'cell | cell')."""
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    out: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            if item.text.strip():
+                out.append(item.text.strip())
+        elif isinstance(item, Table):
+            for row in item.rows:
+                cells: list[str] = []
+                for cell in row.cells:
+                    value = " ".join(cell.text.split())
+                    if value and (not cells or cells[-1] != value):  # merged cells repeat
+                        cells.append(value)
+                if cells:
+                    out.append(" | ".join(cells))
+    return out
+
+
+class DocxParser:
+    """Text of a Word document, title and date from its core properties."""
+
+    id = "docx"
+    version = 1
+    format = "docx"
+
+    def parse(self, data: bytes, *, name: str) -> Parsed:
+        try:
+            import docx
+        except ImportError:
+            raise missing_dependency("python-docx", "Word files") from None
+        check_zip(data)
+        try:
+            document = docx.Document(io.BytesIO(data))
+            blocks = _blocks(document)
+            props = document.core_properties
+            title = (props.title or "").strip()
+            author = (props.author or "").strip()
+            created = props.created
+        except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors...
+            raise SkipFile(f"corrupt DOCX ({exc.__class__.__name__})") from None
+        text = clean_extracted("\n\n".join(blocks))
+        if not text.strip():
+            raise SkipFile("DOCX with no text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise SkipFile(f"more than {MAX_TEXT_CHARS:,} characters of text (the per-file limit)")
+        date = created.date().isoformat() if created is not None else None
+        warnings: tuple[str, ...] = ()
+        if date is None:
+            raw = _raw_created(data)
+            if raw:  # python-docx reads an unparsable date as no date
+                warnings = (f"malformed date {raw[:40]!r} in the docx core; indexed undated",)
+        meta = {k: v[:1000] for k, v in (("title", title), ("author", author)) if v}
+        if date:
+            meta["created"] = date
+        return Parsed(
+            text=text,
+            title=title_of(text, 0, {"title": title}),
+            date=date,
+            date_source="docx core" if date else None,
+            meta=meta,
+            warnings=warnings,
+        )

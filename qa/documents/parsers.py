@@ -1,0 +1,103 @@
+"""The parser interface and the registry of parsers by file extension.
+
+A parser turns a file's bytes into the text qa indexes, plus a page map and metadata. It
+declares an id and a version: both are stored per document in the index manifest, so a
+parser upgrade (a new version) is visible there and its documents are re-split and
+re-embedded when their text changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# What any parser may read: larger files are skipped with a warning, before parsing, so one
+# huge or hostile file cannot exhaust memory or stall a build (a 200 MB text file would take
+# hours to embed). Raise them here if your corpus needs it.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# Extracted text per document (about 2,500 PDF pages): beyond it the file is skipped.
+MAX_TEXT_CHARS = 5_000_000
+
+
+class SkipFile(Exception):
+    """Raised by a parser: the file cannot be indexed, for the reason given (one line)."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parser's result. `text` is what offsets index; `body_start` is where the content
+    starts (after front matter); `pages` the [start, end) range of each page in `text`."""
+
+    text: str
+    body_start: int = 0
+    pages: tuple[tuple[int, int], ...] = ()
+    title: str = ""
+    date: str | None = None  # 'YYYY-MM' or 'YYYY-MM-DD', already validated
+    date_source: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # read, with a caveat (e.g. "malformed date ...")
+
+
+class Parser(Protocol):
+    """Turns the bytes of one file into a Parsed (or raises SkipFile with the reason)."""
+
+    id: str  # e.g. "pdf"
+    version: int  # bump when the same file would give another text or page map
+    format: str  # the name shown in the ingestion report: "text", "pdf", "html", "docx"
+
+    def parse(self, data: bytes, *, name: str) -> Parsed: ...
+
+
+# extension -> (module, class): modules are imported only when a file needs them.
+_REGISTRY: dict[str, tuple[str, str]] = {
+    ".txt": ("qa.documents.plain", "PlainParser"),
+    ".md": ("qa.documents.plain", "PlainParser"),
+    ".pdf": ("qa.documents.pdf", "PdfParser"),
+    ".html": ("qa.documents.html", "HtmlParser"),
+    ".htm": ("qa.documents.html", "HtmlParser"),
+    ".docx": ("qa.documents.docx", "DocxParser"),
+}
+EXTENSIONS = tuple(_REGISTRY)
+_INSTANCES: dict[tuple[str, str], Parser] = {}
+
+
+def parser_for(extension: str) -> Parser | None:
+    """The parser for a file extension ('.pdf'), or None when qa does not read it."""
+    target = _REGISTRY.get(extension.lower())
+    if target is None:
+        return None
+    parser = _INSTANCES.get(target)
+    if parser is None:
+        module = importlib.import_module(target[0])
+        parser = getattr(module, target[1])()
+        _INSTANCES[target] = parser
+    return parser
+
+
+def format_of(extension: str) -> str:
+    """Report name of the format an extension belongs to ('.htm' -> 'html')."""
+    target = _REGISTRY.get(extension.lower())
+    if target is None:
+        return "other"
+    return {"plain": "text"}.get(target[0].rsplit(".", 1)[1], target[0].rsplit(".", 1)[1])
+
+
+def missing_dependency(package: str, what: str) -> SkipFile:
+    """The skip reason when an optional parsing library is not installed."""
+    return SkipFile(f"{package} is not installed: pip install {package} to read {what}")
+
+
+def clean_extracted(text: str) -> str:
+    """Extracted text (PDF, HTML, DOCX) with ligatures expanded and line ends unified.
+
+    This is the document's text as qa stores and serves it, so offsets stay exact.
+    """
+    for lig, plain in _LIGATURES.items():
+        if lig in text:
+            text = text.replace(lig, plain)
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+
+
+_LIGATURES = {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
+              "\ufb05": "st", "\ufb06": "st"}
