@@ -80,6 +80,14 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def _reader_settings(**overrides: Any) -> Settings:
+    """Settings of a command that reads an existing index: its corpus is the index's own
+    unless --corpus or QA_CORPUS names one."""
+    from qa.config import with_index_corpus
+
+    return with_index_corpus(_settings(**overrides))
+
+
 def corpus_options(func: F) -> F:
     func = click.option("--corpus", type=click.Path(path_type=Path), default=None,
                         help="Corpus folder [env QA_CORPUS, default ./corpus].")(func)
@@ -212,7 +220,7 @@ def ask_cmd(
     validate_question(question, k)  # before any loading: bad input fails fast
     parse_date(date_from, "date_from")
     parse_date(date_to, "date_to")
-    s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+    s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
     index = load_or_build(s)
     result = answer_question(index, question, k=k, doc_ids=list(doc_ids) or None,
                              date_from=date_from, date_to=date_to, mode=mode)  # type: ignore[arg-type]
@@ -265,7 +273,7 @@ def eval_cmd(
         documents, answer_fn = client.documents(), client.answer
         config.update(label=label or url, url=url)
     else:
-        s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+        s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
         index = load_or_build(s)
         documents, answer_fn = ev.index_documents(index), ev.library_answer_fn(
             index, mode=mode or "hybrid")  # type: ignore[arg-type]
@@ -335,20 +343,17 @@ def serve_cmd(host: str, port: int, corpus: Path | None, index_dir: Path | None,
 
     Set QA_API_KEY to require 'Authorization: Bearer <key>' (and to allow POST /index).
     """
-    import uvicorn
-
     from qa.api import create_app
+    from qa.api.server import run
 
-    s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+    s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
     _check_port_free(host, port)
     # Build a missing index with a progress bar, and refuse a mismatched or damaged one with
     # the usual one-line error, before uvicorn starts; the app's lifespan then reloads it
     # (milliseconds) with the same embedder.
     emb = load_or_build(s).embedder
     # One process: the live index (and its swap on POST /index) lives in this process.
-    # Keep-alive outlasts clients' idle expiry (httpx: 5 s, uvicorn's default too); when both
-    # are equal, a busy client can reuse a connection the server is closing and see a reset.
-    uvicorn.run(create_app(s, embedder=emb), host=host, port=port, timeout_keep_alive=75)
+    run(create_app(s, embedder=emb), s, host=host, port=port)
 
 
 def main() -> None:
