@@ -13,7 +13,7 @@ import numpy as np
 from qa.errors import InvalidQuestionError
 from qa.index import Index
 from qa.retrieval import Mode, Passage, Query, make_filters, prepare, retrieve
-from qa.text import fold, tokens
+from qa.text import fold, is_blank, tokens
 
 MAX_QUESTION_CHARS = 1000
 MAX_K = 50
@@ -140,7 +140,7 @@ def term_weights(index: Index, query: Query) -> list[float]:
 
 def validate_question(question: str, k: int) -> str:
     """The question stripped, or InvalidQuestionError."""
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str) or is_blank(question):
         raise InvalidQuestionError("the question is empty")
     try:
         question.encode("utf-8")

@@ -356,5 +356,34 @@ def serve_cmd(host: str, port: int, corpus: Path | None, index_dir: Path | None,
     run(create_app(s, embedder=emb), s, host=host, port=port)
 
 
+@cli.command("mcp")
+@click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio",
+              show_default=True,
+              help="stdio: started by an MCP client; streamable-http: serve http://HOST:PORT/mcp.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address for streamable-http (it has no API key: keep it on loopback).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True,
+              help="TCP port for streamable-http.")
+@corpus_options
+@handle_errors
+def mcp_cmd(transport: str, host: str, port: int, corpus: Path | None, index_dir: Path | None,
+            embedder: str | None) -> None:
+    """Serve the tools ask, search and get_document to AI assistants (Model Context Protocol).
+
+    Needs the mcp extra: pip install 'qa[mcp]'. Logs go to stderr; stdout is the protocol.
+    """
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        raise QAError("`qa mcp` needs the MCP SDK: pip install 'qa[mcp]'") from None
+    from qa import mcp as qa_mcp
+
+    s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
+    if transport == "streamable-http":
+        _check_port_free(host, port)
+    index = load_or_build(s)
+    qa_mcp.run(index, transport=transport, host=host, port=port)
+
+
 def main() -> None:
     cli(prog_name="qa")

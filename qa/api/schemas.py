@@ -10,20 +10,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from qa.answering import MAX_K, MAX_QUESTION_CHARS, Answer
+from qa.text import is_blank
 
 # A question is at most 1,000 characters; 64 KiB leaves room for a long doc_ids list while
 # keeping a request's cost bounded before any parsing happens.
 MAX_BODY_BYTES = 64 * 1024
-
-# Characters Python does not count as whitespace but that show nothing: a question made only
-# of them (a BOM, zero-width spaces) is as empty as a blank one.
-_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u180e\u00ad"
-
-
-def is_blank(text: str) -> bool:
-    """Nothing visible: only whitespace, BOMs and zero-width characters."""
-    return not text.translate({ord(c): None for c in _INVISIBLE}).strip()
-
 
 _EXAMPLE_CITATION_TEXT = (
     "• Les ministres des affaires étrangères du G7 réunis à Tokyo en début de semaine ont "
