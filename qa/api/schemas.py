@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
@@ -122,13 +122,19 @@ def _result_fields() -> dict[str, Any]:
     return fields
 
 
-AskResponse = create_model(  # the library's Answer, plus the generation it was read from
-    "AskResponse",
-    __base__=_AskResponseBase,
-    __doc__="The result object of `qa ask --json`, plus the index generation that answered: "
-    "pass it to GET /documents/{id}?generation=... to check a citation after a re-index.",
-    **_result_fields(),
-)
+if TYPE_CHECKING:  # for type checkers, a model class; at run time, built from Answer
+
+    class AskResponse(_AskResponseBase):
+        generation: str
+
+else:
+    AskResponse = create_model(  # the library's Answer, plus the generation it was read from
+        "AskResponse",
+        __base__=_AskResponseBase,
+        __doc__="The result object of `qa ask --json`, plus the index generation that answered: "
+        "pass it to GET /documents/{id}?generation=... to check a citation after a re-index.",
+        **_result_fields(),
+    )
 
 
 class DocumentInfo(BaseModel):
