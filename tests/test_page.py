@@ -175,12 +175,12 @@ def shot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
 
 
 def in_view(driver: WebDriver, element: WebElement, container: WebElement) -> bool:
-    """The element lies inside the container's visible box, and the container in the window."""
+    """The element lies inside the container's visible box, and inside the window."""
     return bool(driver.execute_script(
         """const [e, c] = arguments; const r = e.getBoundingClientRect();
         const b = c.getBoundingClientRect();
         return r.height > 0 && r.top >= b.top - 1 && r.bottom <= b.bottom + 1
-            && b.top < window.innerHeight && b.bottom > 0 && r.top < window.innerHeight;""",
+            && r.top >= 0 && r.bottom <= window.innerHeight;""",
         element, container))
 
 
@@ -432,3 +432,28 @@ def test_an_error_is_shown_when_the_server_is_down(hostile_server: Server, brows
     assert "cannot be reached" in error.text
     assert browser.find_element(By.ID, "ask-button").is_enabled()
     shot(browser, tmp_path, "server-down")
+
+
+def test_short_answer_and_page_are_shown_when_present(server: Server, browser: WebDriver,
+                                                      tmp_path: Path) -> None:
+    """Fields that the answers and parsers work add to the result (short_answer, page) are
+    rendered when the JSON has them: the short answer above the sentence and marked inside
+    it in the passage, the page next to the citation."""
+    result = api_answer(server, LAVROV, k=2)
+    span = result["answer_span"]
+    start = span["start"] + result["answer"].index("18 octobre")
+    result["short_answer"] = {"text": "18 octobre", "doc_id": span["doc_id"], "start": start,
+                              "end": start + len("18 octobre"), "kind": "date",
+                              "value": "2024-10-18"}
+    for i, c in enumerate(result["citations"]):
+        c["page"] = i + 3
+    browser.get(server.url + "/")
+    visible(browser, "#q")
+    browser.execute_script("window.qaPage.renderResult(arguments[0])", result)
+    assert visible(browser, "#short-answer").text == "18 octobre"
+    shorts = browser.find_elements(By.CSS_SELECTOR, "#citations mark.answer mark.short")
+    assert shorts and shorts[0].get_attribute("textContent") == "18 octobre"
+    heads = browser.find_elements(By.CSS_SELECTOR, "#citations .citation-head")
+    assert "p. 3" in heads[0].text and "p. 4" in heads[1].text
+    assert "p. " in browser.find_element(By.CSS_SELECTOR, "#answer .source").text
+    shot(browser, tmp_path, "short-answer")

@@ -446,7 +446,14 @@
     // The answer if it is in this passage's document, else the cited range: in view, centred.
     const target = $("doc-answer") || $("cited-range");
     $("doc-title").focus({ preventScroll: true });
-    if (target) target.scrollIntoView({ block: "center", inline: "nearest" });
+    const pane = $("document").getBoundingClientRect();
+    if (pane.top < 0 || pane.bottom > window.innerHeight) $("document").scrollIntoView({ block: "start" });
+    if (target) {  // scroll the text box, not the page, to put the mark a third of the way down
+      const box = $("doc-text");
+      const offset = target.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop;
+      box.scrollTop = Math.max(0, offset - box.clientHeight / 3);
+      target.scrollIntoView({ block: "nearest" });  // and the page, if the mark is still below
+    }
   }
 
   function closeDocument() {
@@ -519,6 +526,10 @@
       });
     if (!q) $("q").focus();
   }
+
+  // For the browser tests: render a result object as /ask returned it (fields other work adds,
+  // such as short_answer and page, included).
+  window.qaPage = Object.freeze({ renderResult });
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
