@@ -339,9 +339,11 @@ def _check_port_free(host: str, port: int) -> None:
 @handle_errors
 def serve_cmd(host: str, port: int, corpus: Path | None, index_dir: Path | None,
               embedder: str | None) -> None:
-    """Serve the HTTP API: POST /ask, GET /documents, POST /index; OpenAPI docs at /docs.
+    """Serve the page at / and the HTTP API: POST /ask, GET /documents, POST /index; OpenAPI
+    docs at /docs.
 
     Set QA_API_KEY to require 'Authorization: Bearer <key>' (and to allow POST /index).
+    Limits: QA_LIMIT_CONCURRENCY, QA_TIMEOUT_HEADERS, QA_TIMEOUT_KEEP_ALIVE (README, HTTP API).
     """
     from qa.api import create_app
     from qa.api.server import run
