@@ -225,7 +225,9 @@ def ask_cmd(
     result = answer_question(index, question, k=k, doc_ids=list(doc_ids) or None,
                              date_from=date_from, date_to=date_to, mode=mode)  # type: ignore[arg-type]
     if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        # Exactly what POST /ask returns: the result and the index generation that answered.
+        out = result.to_dict() | {"generation": index.generation}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         click.echo(format_answer(result.to_dict(), color=sys.stdout.isatty()))
 

@@ -457,3 +457,16 @@ def test_short_answer_and_page_are_shown_when_present(server: Server, browser: W
     assert "p. 3" in heads[0].text and "p. 4" in heads[1].text
     assert "p. " in browser.find_element(By.CSS_SELECTOR, "#answer .source").text
     shot(browser, tmp_path, "short-answer")
+
+
+def test_api_docs_render_offline(server: Server, browser: WebDriver, tmp_path: Path) -> None:
+    """Swagger UI at /docs comes from the server itself: it renders in a browser that reaches
+    nothing else, and every resource it loaded is same-origin."""
+    browser.get(server.url + "/docs")
+    title = visible(browser, ".swagger-ui .info .title", timeout=30)
+    assert title.text.startswith("qa")
+    visible(browser, ".swagger-ui .opblock-summary-path[data-path='/ask']")
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(server.url) for url in loaded), loaded
+    shot(browser, tmp_path, "docs")

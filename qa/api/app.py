@@ -22,7 +22,7 @@ from qa.api.deps import (
 from qa.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware, safe_errors
 from qa.api.routes import admin, ask, documents, pages
 from qa.api.schemas import MAX_BODY_BYTES
-from qa.config import Settings
+from qa.config import Settings, with_index_corpus
 from qa.embedding import Embedder, make_embedder
 from qa.errors import QAError
 from qa.index import open_index
@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # An existing index re-indexes its own corpus unless one is named (never ./corpus).
+        app.state.settings = with_index_corpus(settings)
         emb = embedder or make_embedder(settings.embedder)
         index, report = open_index(
             settings.corpus, settings.index, embedder=emb,
