@@ -137,3 +137,50 @@ def test_bad_arguments_are_tool_errors(workspace: Path) -> None:
         assert message in text, (message, text)
         assert "Traceback" not in text and "\n  File " not in text
         assert not after.is_error
+
+
+def test_streamable_http_transport(tmp_path: Path) -> None:
+    """`qa mcp --transport streamable-http` serves the same tools at http://127.0.0.1:PORT/mcp
+    (fast fake embedder: this checks the transport, the tools are checked above)."""
+    import subprocess
+    import time
+
+    import httpx
+    from mcp.client.streamable_http import streamable_http_client
+    from test_server import free_port
+
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    port = free_port()
+    log = open(tmp_path / "mcp-http.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [*qa_command(), "mcp", "--transport", "streamable-http", "--port", str(port),
+         "--corpus", "corpus", "--index", "index", "--embedder", "hash"],
+        cwd=tmp_path, env=clean_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (tmp_path / "mcp-http.log").read_text()
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "qa mcp (HTTP) not listening"
+                time.sleep(0.2)
+        seen: dict[str, Any] = {}
+
+        async def main() -> None:
+            with anyio.fail_after(60):
+                async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams, \
+                        ClientSession(streams[0], streams[1]) as session:
+                    await session.initialize()
+                    seen["tools"] = {t.name for t in (await session.list_tools()).tools}
+                    seen["ask"] = await session.call_tool(
+                        "ask", {"question": "Quand Lavrov s’est-il rendu en Corée du Nord ?"})
+
+        anyio.run(main)
+        assert seen["tools"] == {"ask", "search", "get_document"}
+        assert "18 octobre" in structured(seen["ask"])["answer"]
+    finally:
+        process.terminate()
+        process.wait(20)
+        log.close()
