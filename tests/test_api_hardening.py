@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -131,23 +134,49 @@ def test_reindex_answers_name_no_server_path(keyed: tuple[TestClient, Path]) -> 
     assert str(base) not in r.text and str(base.resolve()) not in r.text
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """Make a folder truly unwritable: chmod for a user; for root, who ignores modes, the
+    immutable attribute (chattr +i). Skips when neither holds on this file system."""
+    mode = folder.stat().st_mode
+    as_root = os.geteuid() == 0
+    if as_root:
+        if not shutil.which("chattr") or subprocess.run(
+                ["chattr", "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("cannot make a folder read-only for root here")
+    else:
+        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        probe = folder / ".probe"
+        try:
+            probe.mkdir()
+        except OSError:
+            pass
+        else:
+            probe.rmdir()
+            pytest.skip("the folder is still writable")
+        yield
+    finally:
+        if as_root:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(mode)
+
+
 def test_reindex_on_a_read_only_index_folder_is_a_clear_error(
     keyed: tuple[TestClient, Path],
 ) -> None:
     c, base = keyed
+    before = c.get("/healthz").json()["generation"]
     (base / "corpus" / DOC).write_text("Un texte changé.", encoding="utf-8")
-    index_dir = base / "index"
-    mode = index_dir.stat().st_mode
-    index_dir.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    try:
+    with read_only(base / "index"):
         r = c.post("/index", headers=AUTH)
-    finally:
-        index_dir.chmod(mode)
     assert r.status_code == 503, r.text
     assert "not writable" in r.json()["detail"] and "unchanged" in r.json()["detail"]
     assert str(base) not in r.text
+    assert c.get("/healthz").json()["generation"] == before
     assert c.post("/ask", json={"question": QUESTIONS[0]}, headers=AUTH).status_code == 200
+    assert c.post("/index", headers=AUTH).status_code == 200  # writable again: it works
 
 
 def test_reindex_write_errors_are_clear(keyed: tuple[TestClient, Path],
