@@ -431,6 +431,7 @@ def test_an_error_is_shown_when_the_server_is_down(hostile_server: Server, brows
     error = visible(browser, "#error", timeout=30)
     assert "cannot be reached" in error.text
     assert browser.find_element(By.ID, "ask-button").is_enabled()
+    assert not browser.find_element(By.ID, "results").is_displayed()  # no stale answer under it
     shot(browser, tmp_path, "server-down")
 
 

@@ -45,7 +45,7 @@
       confidence: (c) => `confidence ${c}`,
       from: "from",
       emptyQuestion: "Type a question first.",
-      unreachable: "The server cannot be reached. Check that `qa serve` is running, then try again.",
+      unreachable: "The server cannot be reached. Check that “qa serve” is running, then try again.",
       serverError: (status, detail) => `The server answered ${status}: ${detail}`,
       noDocuments: "No documents are indexed.",
       docGone: "This answer came from an earlier version of the index that is no longer kept. Ask the question again.",
@@ -90,7 +90,7 @@
       confidence: (c) => `confiance ${c}`,
       from: "de",
       emptyQuestion: "Tapez d’abord une question.",
-      unreachable: "Le serveur est injoignable. Vérifiez que `qa serve` tourne, puis réessayez.",
+      unreachable: "Le serveur est injoignable. Vérifiez que « qa serve » tourne, puis réessayez.",
       serverError: (status, detail) => `Le serveur a répondu ${status} : ${detail}`,
       noDocuments: "Aucun document n’est indexé.",
       docGone: "Cette réponse venait d’une version de l’index qui n’est plus conservée. Posez à nouveau la question.",
@@ -496,6 +496,9 @@
     } catch (error) {
       if (ticket !== state.asking) return;
       setStatus("");
+      // The answer on screen is for another question: do not leave it under this error.
+      closeDocument();
+      $("results").hidden = true;
       showError(error.message);
     } finally {
       if (ticket === state.asking) button.disabled = false;
