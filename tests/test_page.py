@@ -471,3 +471,42 @@ def test_api_docs_render_offline(server: Server, browser: WebDriver, tmp_path: P
         "return performance.getEntriesByType('resource').map(e => e.name)")
     assert loaded and all(url.startswith(server.url) for url in loaded), loaded
     shot(browser, tmp_path, "docs")
+
+
+def test_citations_opened_after_a_reindex_use_the_answer_generation(
+    tmp_path: Path, browser: WebDriver
+) -> None:
+    """A document opened after one re-index still shows the text the answer's offsets index
+    (its generation); after two re-indexes the page says to ask again (410)."""
+    base = tmp_path / "swap"
+    shutil.copytree(CORPUS, base / "corpus")
+    s = start_server(base, embedder="hash", env=clean_env(QA_API_KEY=KEY))
+    auth = {"Authorization": f"Bearer {KEY}"}
+    try:
+        browser.get(s.url + "/")
+        browser.find_element(By.ID, "key-input").send_keys(KEY, Keys.ENTER)
+        question = "Quand Sergueï Lavrov s’est-il rendu en Corée du Nord ?"
+        ask(browser, question)
+        wait_for_answer(browser, question)
+        answer = browser.find_element(By.ID, "answer-sentence").text
+        holder = browser.find_element(By.CSS_SELECTOR, "#citations li:has(mark.answer)")
+        doc_id = httpx.post(f"{s.url}/ask", json={"question": question}, headers=auth,
+                            timeout=60).json()["answer_span"]["doc_id"]
+        path = base / "corpus" / doc_id
+        path.write_text("Un long préambule ajouté décale tous les offsets du texte.\n\n"
+                        + path.read_text(encoding="utf-8"), encoding="utf-8")
+        assert httpx.post(f"{s.url}/index", headers=auth, timeout=60).status_code == 200
+        holder.find_element(By.CSS_SELECTOR, "button.citation-head").click()
+        mark = visible(browser, "#doc-answer")
+        assert mark.get_attribute("textContent") == answer
+        assert "préambule" not in browser.find_element(By.ID, "doc-text").text
+        browser.find_element(By.ID, "doc-close").click()
+
+        path.write_text(path.read_text(encoding="utf-8") + "\nUne autre modification.",
+                        encoding="utf-8")
+        assert httpx.post(f"{s.url}/index", headers=auth, timeout=60).status_code == 200
+        holder.find_element(By.CSS_SELECTOR, "button.citation-head").click()
+        error = visible(browser, "#error")
+        assert "no longer kept" in error.text and "Ask the question again" in error.text
+    finally:
+        s.stop()
