@@ -81,7 +81,7 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _reader_settings(**overrides: Any) -> Settings:
-    """Settings of a command that reads an existing index: its corpus is the index's own
+    """Settings of a command over an existing index: its corpus is the index's own
     unless --corpus or QA_CORPUS names one."""
     from qa.config import with_index_corpus
 
@@ -90,7 +90,8 @@ def _reader_settings(**overrides: Any) -> Settings:
 
 def corpus_options(func: F) -> F:
     func = click.option("--corpus", type=click.Path(path_type=Path), default=None,
-                        help="Corpus folder [env QA_CORPUS, default ./corpus].")(func)
+                        help="Corpus folder [env QA_CORPUS; default: the one an existing index "
+                        "was built from, else ./corpus].")(func)
     func = click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
                         help="Index folder [env QA_INDEX, default ./index].")(func)
     func = click.option("--embedder", default=None,
@@ -132,8 +133,8 @@ def index_cmd(
     from qa.embedding import make_embedder
     from qa.index import build_index
 
-    s = _settings(corpus=corpus, index=index_dir, embedder=embedder,
-                  chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder,
+                         chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     emb = make_embedder(s.embedder)
     with progress_bar("embedding") as progress:
         report = build_index(s.corpus, s.index, embedder=emb, chunk_size=s.chunk_size,

@@ -138,6 +138,11 @@ def test_serve_and_ask_use_the_corpus_the_index_was_built_from(tmp_path: Path) -
         assert "other.txt" not in {d["doc_id"] for d in docs}
     finally:
         stop(process)
+    # qa index --index X: re-reads X's corpus too
+    again = subprocess.run([*qa_command(), "index", "--index", "idx", "--embedder", "hash"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "indexed 5 documents" in again.stderr and "unchanged 5" in again.stderr
     # qa ask: staleness is computed against the index's corpus, not ./corpus
     (tmp_path / "mine" / "new.txt").write_text("Un ajout.", encoding="utf-8")
     asked = subprocess.run([*qa_command(), "ask", "Qui ?", "--index", "idx", "--embedder", "hash",
