@@ -14,7 +14,7 @@ from qa.documents import page_of
 from qa.errors import InvalidQuestionError
 from qa.index import Index
 from qa.retrieval import Mode, Passage, Query, make_filters, prepare, retrieve
-from qa.text import fold, tokens
+from qa.text import fold, is_blank, tokens
 
 MAX_QUESTION_CHARS = 1000
 MAX_K = 50
@@ -143,7 +143,7 @@ def term_weights(index: Index, query: Query) -> list[float]:
 
 def validate_question(question: str, k: int) -> str:
     """The question stripped, or InvalidQuestionError."""
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str) or is_blank(question):
         raise InvalidQuestionError("the question is empty")
     try:
         question.encode("utf-8")

@@ -85,9 +85,18 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def _reader_settings(**overrides: Any) -> Settings:
+    """Settings of a command over an existing index: its corpus is the index's own
+    unless --corpus or QA_CORPUS names one."""
+    from qa.config import with_index_corpus
+
+    return with_index_corpus(_settings(**overrides))
+
+
 def corpus_options(func: F) -> F:
     func = click.option("--corpus", type=click.Path(path_type=Path), default=None,
-                        help="Corpus folder [env QA_CORPUS, default ./corpus].")(func)
+                        help="Corpus folder [env QA_CORPUS; default: the one an existing index "
+                        "was built from, else ./corpus].")(func)
     func = click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None,
                         help="Index folder [env QA_INDEX, default ./index].")(func)
     func = click.option("--embedder", default=None,
@@ -151,8 +160,8 @@ def index_cmd(
     from qa.embedding import make_embedder
     from qa.index import build_index, verify_index
 
-    s = _settings(corpus=corpus, index=index_dir, embedder=embedder,
-                  chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder,
+                         chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     emb = make_embedder(s.embedder)
     if check:
         problems = verify_index(s.index, embedder=emb)
@@ -255,12 +264,14 @@ def ask_cmd(
     validate_question(question, k)  # before any loading: bad input fails fast
     parse_date(date_from, "date_from")
     parse_date(date_to, "date_to")
-    s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+    s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
     index = load_or_build(s)
     result = answer_question(index, question, k=k, doc_ids=list(doc_ids) or None,
                              date_from=date_from, date_to=date_to, mode=mode)  # type: ignore[arg-type]
     if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        # Exactly what POST /ask returns: the result and the index generation that answered.
+        out = result.to_dict() | {"generation": index.generation}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         click.echo(format_answer(result.to_dict(), color=sys.stdout.isatty()))
 
@@ -308,7 +319,7 @@ def eval_cmd(
         documents, answer_fn = client.documents(), client.answer
         config.update(label=label or url, url=url)
     else:
-        s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+        s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
         index = load_or_build(s)
         documents, answer_fn = ev.index_documents(index), ev.library_answer_fn(
             index, mode=mode or "hybrid")  # type: ignore[arg-type]
@@ -374,24 +385,52 @@ def _check_port_free(host: str, port: int) -> None:
 @handle_errors
 def serve_cmd(host: str, port: int, corpus: Path | None, index_dir: Path | None,
               embedder: str | None) -> None:
-    """Serve the HTTP API: POST /ask, GET /documents, POST /index; OpenAPI docs at /docs.
+    """Serve the page at / and the HTTP API: POST /ask, GET /documents, POST /index; OpenAPI
+    docs at /docs.
 
     Set QA_API_KEY to require 'Authorization: Bearer <key>' (and to allow POST /index).
+    Limits: QA_LIMIT_CONCURRENCY, QA_TIMEOUT_HEADERS, QA_TIMEOUT_KEEP_ALIVE (README, HTTP API).
     """
-    import uvicorn
-
     from qa.api import create_app
+    from qa.api.server import run
 
-    s = _settings(corpus=corpus, index=index_dir, embedder=embedder)
+    s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
     _check_port_free(host, port)
     # Build a missing index with a progress bar, and refuse a mismatched or damaged one with
     # the usual one-line error, before uvicorn starts; the app's lifespan then reloads it
     # (milliseconds) with the same embedder.
     emb = load_or_build(s).embedder
     # One process: the live index (and its swap on POST /index) lives in this process.
-    # Keep-alive outlasts clients' idle expiry (httpx: 5 s, uvicorn's default too); when both
-    # are equal, a busy client can reuse a connection the server is closing and see a reset.
-    uvicorn.run(create_app(s, embedder=emb), host=host, port=port, timeout_keep_alive=75)
+    run(create_app(s, embedder=emb), s, host=host, port=port)
+
+
+@cli.command("mcp")
+@click.option("--transport", type=click.Choice(["stdio", "streamable-http"]), default="stdio",
+              show_default=True,
+              help="stdio: started by an MCP client; streamable-http: serve http://HOST:PORT/mcp.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address for streamable-http (it has no API key: keep it on loopback).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True,
+              help="TCP port for streamable-http.")
+@corpus_options
+@handle_errors
+def mcp_cmd(transport: str, host: str, port: int, corpus: Path | None, index_dir: Path | None,
+            embedder: str | None) -> None:
+    """Serve the tools ask, search and get_document to AI assistants (Model Context Protocol).
+
+    Needs the mcp extra: pip install 'qa[mcp]'. Logs go to stderr; stdout is the protocol.
+    """
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        raise QAError("`qa mcp` needs the MCP SDK: pip install 'qa[mcp]'") from None
+    from qa import mcp as qa_mcp
+
+    s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
+    if transport == "streamable-http":
+        _check_port_free(host, port)
+    index = load_or_build(s)
+    qa_mcp.run(index, transport=transport, host=host, port=port)
 
 
 def main() -> None:

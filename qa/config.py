@@ -23,3 +23,32 @@ class Settings(BaseSettings):
     chunk_overlap: int | None = Field(default=None, ge=0, le=10_000)
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
+    # `qa serve` bounds (README, Serving): past limit_concurrency open connections or running
+    # requests the server answers 503 at once; a client must finish sending its request
+    # headers within timeout_headers seconds; idle kept-alive connections close after
+    # timeout_keep_alive seconds.
+    limit_concurrency: int = Field(default=512, ge=1, le=100_000)
+    timeout_headers: float = Field(default=10.0, gt=0, le=3600)
+    timeout_keep_alive: int = Field(default=75, ge=1, le=3600)
+    backlog: int = Field(default=2048, ge=1, le=65_535)
+
+
+def with_index_corpus(settings: Settings) -> Settings:
+    """Settings whose corpus is the one the existing index was built from, unless a corpus
+    was named (--corpus or QA_CORPUS). Never ./corpus by default for an index built from
+    another folder: a re-index would silently replace its documents (issue 8)."""
+    from qa.errors import IndexMismatchError
+    from qa.index import index_exists, read_manifest
+
+    if "corpus" in settings.model_fields_set or not index_exists(settings.index):
+        return settings
+    recorded = read_manifest(settings.index).get("corpus")
+    if not recorded:
+        raise IndexMismatchError(
+            f"the index at {settings.index} does not record which corpus it was built from; "
+            "name it with --corpus (or QA_CORPUS)"
+        )
+    # model_copy keeps model_fields_set: mark corpus as named, so it is checked like one.
+    updated = settings.model_copy(update={"corpus": Path(recorded)})
+    updated.model_fields_set.add("corpus")
+    return updated

@@ -47,6 +47,16 @@ def for_matching(text: str) -> str:
     return _HYPHEN_BREAK.sub("", text)
 
 
+# Characters Python does not count as whitespace but that show nothing: a question made only
+# of them (a BOM, zero-width spaces, a soft hyphen) is as empty as a blank one.
+_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u180e\u00ad"))
+
+
+def is_blank(text: str) -> bool:
+    """Nothing visible: only whitespace, BOMs and zero-width characters."""
+    return not text.translate(_INVISIBLE).strip()
+
+
 def fold(text: str) -> str:
     """Lower-case and strip accents ('Corée' -> 'coree'); length may change."""
     decomposed = unicodedata.normalize("NFKD", text.lower())

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 
 RESULT_FIELDS = ["question", "answer", "abstained", "answer_span", "citations", "confidence"]
+# POST /ask adds the index generation that answered, for GET /documents/{id}?generation=...
+API_RESULT_FIELDS = [*RESULT_FIELDS, "generation"]
 CITATION_FIELDS = ["rank", "doc_id", "start", "end", "text", "score", "page"]
 
 
@@ -29,7 +31,8 @@ def document_text(
 def assert_contract(result: dict[str, Any], question: str, k: int,
                     text: Callable[[str], str]) -> None:
     """The invariants of an /ask result, checked against GET /documents/{id}."""
-    assert list(result) == RESULT_FIELDS
+    assert list(result) == API_RESULT_FIELDS
+    assert isinstance(result["generation"], str) and result["generation"]
     assert result["question"] == question.strip()
     citations = result["citations"]
     assert 1 <= len(citations) <= k

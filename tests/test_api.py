@@ -17,7 +17,7 @@ import schemathesis
 from contract import assert_contract, document_text
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
-from schemathesis.config import PositiveDataAcceptanceConfig
+from schemathesis.config._checks import NegativeDataRejectionConfig, PositiveDataAcceptanceConfig
 
 import qa.api
 import qa.index
@@ -149,7 +149,7 @@ def test_ask_is_the_library_result(client: TestClient, workspace: Path) -> None:
     for question in QUESTIONS[:3]:
         expected = answer_question(index, question, k=4).to_dict()
         r = client.post("/ask", json={"question": question, "k": 4})
-        assert r.json() == json.loads(json.dumps(expected))
+        assert r.json() == json.loads(json.dumps(expected)) | {"generation": index.generation}
 
 
 def test_documents_list_and_text(client: TestClient) -> None:
@@ -170,7 +170,12 @@ def test_documents_list_and_text(client: TestClient) -> None:
 def test_routes_doing_cpu_work_are_plain_functions(client: TestClient) -> None:
     """FastAPI runs plain `def` routes in its threadpool: embedding never blocks the loop."""
     app: Any = client.app
-    endpoints = {(r.path, m): r.endpoint for r in app.routes
+
+    def flat(routes: list[Any]) -> Iterator[Any]:  # FastAPI keeps included routers nested
+        for r in routes:
+            yield from flat(r.original_router.routes) if hasattr(r, "original_router") else [r]
+
+    endpoints = {(r.path, m): r.endpoint for r in flat(app.routes)
                  for m in getattr(r, "methods", ())}
     for key in [("/ask", "POST"), ("/index", "POST"), ("/documents", "GET"),
                 ("/documents/{doc_id:path}", "GET")]:
@@ -437,7 +442,7 @@ def test_one_reindex_at_a_time(keyed: tuple[TestClient, Path],
         assert release.wait(30)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr("qa.api.build_index", slow_build)
+    monkeypatch.setattr("qa.api.deps.build_index", slow_build)
     first: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: first.update(r=c.post("/index", headers=AUTH)))
     thread.start()
@@ -519,9 +524,16 @@ schema = schemathesis.openapi.from_dict(
 schema.app = _app_in_tmp
 schema.config.update(base_url="http://testserver")
 # A schema-valid body can still be refused with 422 for what JSON Schema cannot say: a doc_id
-# that is not in the index, date_from after date_to, a day such as 2024-02-30.
+# that is not in the index, date_from after date_to, a day such as 2024-02-30; and 410 for a
+# ?generation= the server does not keep.
 schema.config.checks.positive_data_acceptance = PositiveDataAcceptanceConfig(
-    expected_statuses=["2xx", "404", "409", "422"]
+    expected_statuses=["2xx", "404", "409", "410", "422"]
+)
+# Unknown query parameters are ignored, as everywhere in HTTP: a request with one and an
+# unknown ?generation= is refused by the 410.
+schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+    expected_statuses=["400", "401", "403", "404", "405", "406", "409", "410", "415", "422",
+                       "428", "429", "5xx"]
 )
 
 

@@ -1,0 +1,247 @@
+"""Pydantic models of the HTTP boundary. The /ask response is derived from the library's
+result dataclass (`qa.answering.Answer`), so a field added there appears here by itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from qa.answering import MAX_K, MAX_QUESTION_CHARS, Answer
+from qa.text import is_blank
+
+# A question is at most 1,000 characters; 64 KiB leaves room for a long doc_ids list while
+# keeping a request's cost bounded before any parsing happens.
+MAX_BODY_BYTES = 64 * 1024
+
+_EXAMPLE_CITATION_TEXT = (
+    "• Les ministres des affaires étrangères du G7 réunis à Tokyo en début de semaine ont "
+    "« fermement condamné » le programme de missiles balistiques de la Corée du Nord. [...] "
+    "Le ministère des affaires étrangères russe Sergueï Lavrov s’est rendu en visite en "
+    "Corée du Nord le 18 octobre dernier."
+)
+
+
+class AskRequest(BaseModel):
+    """A question and optional filters."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "When did Lavrov visit North Korea?", "k": 3},
+                {
+                    "question": "Quand Kim Jong-un a-t-il rencontré le ministre russe ?",
+                    "k": 5,
+                    "doc_ids": ["004_2ebee54b9c6398b9.txt"],
+                    "date_from": "2024-01-01",
+                    "date_to": "2024-12-31",
+                },
+            ]
+        },
+    )
+
+    question: str = Field(
+        min_length=1, max_length=MAX_QUESTION_CHARS, strict=True,
+        # In the schema only: the validator below says "empty" more clearly than a pattern.
+        json_schema_extra={"pattern": r"\S"},
+        description=f"The question, in English or French (1 to {MAX_QUESTION_CHARS} characters, "
+        "not only whitespace or invisible characters).",
+    )
+    k: int = Field(
+        default=5, ge=1, le=MAX_K, strict=True, description="Number of passages to cite."
+    )
+    doc_ids: list[Annotated[str, Field(strict=True)]] | None = Field(
+        default=None, min_length=1,
+        description="Only search these documents (ids as listed by GET /documents).",
+    )
+    date_from: str | None = Field(
+        default=None, pattern=r"^\d{4}-\d{2}-\d{2}$", strict=True,
+        description="Only documents dated on or after this day (YYYY-MM-DD).",
+    )
+    date_to: str | None = Field(
+        default=None, pattern=r"^\d{4}-\d{2}-\d{2}$", strict=True,
+        description="Only documents dated on or before this day (YYYY-MM-DD).",
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if is_blank(value):
+            raise ValueError("the question is empty (only whitespace or invisible characters)")
+        return value
+
+
+# ---------------------------------------------------------------------------- /ask response
+
+# Descriptions of the result's fields, applied when the library's dataclass has them.
+_DESCRIPTIONS = {
+    "question": "The question as answered (stripped).",
+    "answer": "The answer sentence, or null when abstaining.",
+    "abstained": "True when no sentence of the documents answers well enough.",
+    "answer_span": "Where the answer sentence lies: its document and character offsets.",
+    "citations": "The passages that support the answer (or, when abstaining, the closest "
+    "ones, which do not answer it); text is exactly the document's text[start:end].",
+    "confidence": "Score of the best sentence; below the threshold the service abstains.",
+    "short_answer": "The shortest span that answers (a date, a number, a name), when found.",
+}
+
+
+class _AskResponseBase(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "When did Lavrov visit North Korea?",
+                    "answer": "Le ministère des affaires étrangères russe Sergueï Lavrov s’est "
+                    "rendu en visite en Corée du Nord le 18 octobre dernier.",
+                    "abstained": False,
+                    "answer_span": {"doc_id": "000_25f13bc6add64f1c.txt", "start": 577,
+                                    "end": 696},
+                    "citations": [
+                        {"rank": 1, "doc_id": "000_25f13bc6add64f1c.txt", "start": 222,
+                         "end": 696, "text": _EXAMPLE_CITATION_TEXT, "score": 0.743},
+                    ],
+                    "confidence": 0.743,
+                    "generation": "snap-000042",
+                }
+            ]
+        }
+    )
+
+
+def _result_fields() -> dict[str, Any]:
+    hints = typing.get_type_hints(Answer)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(Answer):
+        description = _DESCRIPTIONS.get(f.name)
+        fields[f.name] = (hints[f.name], Field(description=description))
+    fields["generation"] = (str, Field(description="The index generation that answered."))
+    return fields
+
+
+if TYPE_CHECKING:  # for type checkers, a model class; at run time, built from Answer
+
+    class AskResponse(_AskResponseBase):
+        generation: str
+
+else:
+    AskResponse = create_model(  # the library's Answer, plus the generation it was read from
+        "AskResponse",
+        __base__=_AskResponseBase,
+        __doc__="The result object of `qa ask --json`, plus the index generation that answered: "
+        "pass it to GET /documents/{id}?generation=... to check a citation after a re-index.",
+        **_result_fields(),
+    )
+
+
+class DocumentInfo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"doc_id": "001_113f9629b7018fa7.txt", "date": "2024-03",
+                          "title": "Les liens entre la Corée du Nord et la Russie ...",
+                          "length": 3455}]
+        }
+    )
+
+    doc_id: str
+    date: str | None = Field(description="YYYY-MM or YYYY-MM-DD, when the document has one.")
+    title: str
+    length: int = Field(description="Length of the text in characters (offsets index it).")
+    date_source: str | None = Field(default=None, description="Where the date came from: "
+                                    "front matter, text prefix, html meta, pdf info, docx core.")
+
+
+class DocumentOut(DocumentInfo):
+    text: str = Field(description="The document's exact text; citation offsets index it.")
+    pages: list[list[int]] | None = Field(default=None, description="PDFs: the [start, end) "
+                                          "character range of each page in `text`.")
+    generation: str = Field(description="The index generation this text was read from.")
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ok", "documents": 5, "chunks": 62, "embedder": "use-m3",
+                          "built_at": "2024-11-21T14:49:41+00:00",
+                          "generation": "snap-000042"}]
+        }
+    )
+
+    status: Literal["ok", "not ready"]
+    documents: int | None
+    chunks: int | None
+    embedder: str | None
+    built_at: str | None
+    generation: str | None = None
+
+
+class SkippedOut(BaseModel):
+    path: str = Field(description="The file's path inside the corpus folder.")
+    reason: str
+
+
+class FormatOut(BaseModel):
+    format: str = Field(description="text, pdf, html or docx")
+    read: int
+    skipped: int
+    pages: int
+    seconds: float
+    unchanged: int = Field(0, description="Kept from the index without reading.")
+
+
+class IndexReportOut(BaseModel):
+    """What a re-index did (the library's BuildReport, without server paths)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"documents": 5, "chunks": 62, "added": 0, "changed": 1,
+                          "unchanged": 4, "removed": 0, "embedded_chunks": 5, "skipped": [],
+                          "seconds": 1.9, "generation": "snap-000042"}]
+        }
+    )
+
+    documents: int
+    chunks: int
+    added: int
+    changed: int
+    unchanged: int
+    removed: int
+    embedded_chunks: int
+    skipped: list[SkippedOut]
+    seconds: float
+    generation: str = Field(description="The generation now live.")
+    segments: int = Field(0, description="Segments of the index now live.")
+    merged: int = Field(0, description="Segments merged by this build.")
+    formats: list[FormatOut] = Field(default_factory=list, description="Files read and skipped "
+                                     "per format, pages and parsing time.")
+    warnings: list[SkippedOut] = Field(default_factory=list, description="Files indexed with "
+                                       "a caveat (e.g. a malformed date, indexed undated).")
+
+
+class ErrorOut(BaseModel):
+    detail: str | list[dict[str, Any]] = Field(
+        description="A message, or FastAPI's list of validation errors."
+    )
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses."""
+    text = {
+        400: "The request was not acceptable.",
+        401: "Missing or wrong API key (when QA_API_KEY is set).",
+        403: "Re-indexing over HTTP is disabled (no QA_API_KEY configured).",
+        404: "No such document.",
+        409: "A re-index is already running.",
+        410: "That index generation is no longer kept; ask again.",
+        413: f"Request body larger than {MAX_BODY_BYTES} bytes.",
+        415: "The body must be JSON (Content-Type: application/json).",
+        422: "Invalid question, options or JSON.",
+        500: "The index could not be written (the live index is unchanged).",
+        503: "The index is not loaded (yet), or does not match this server, or its folder "
+        "is not writable.",
+        507: "No space left to write the index (the live index is unchanged).",
+    }
+    return {code: {"model": ErrorOut, "description": text[code]} for code in codes}
