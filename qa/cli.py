@@ -397,11 +397,11 @@ def serve_cmd(host: str, port: int, corpus: Path | None, index_dir: Path | None,
     s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder)
     _check_port_free(host, port)
     # Build a missing index with a progress bar, and refuse a mismatched or damaged one with
-    # the usual one-line error, before uvicorn starts; the app's lifespan then reloads it
-    # (milliseconds) with the same embedder.
-    emb = load_or_build(s).embedder
+    # the usual one-line error, before uvicorn starts; the app serves this same Index (it is
+    # opened once).
+    index = load_or_build(s)
     # One process: the live index (and its swap on POST /index) lives in this process.
-    run(create_app(s, embedder=emb), s, host=host, port=port)
+    run(create_app(s, index=index), s, host=host, port=port)
 
 
 @cli.command("mcp")

@@ -68,6 +68,12 @@ GRACE_SECONDS = 60.0  # a superseded snapshot's files live at least this long
 MAX_SEGMENTS = 8  # more than this after a build: the smallest are merged
 BATCH_CHARS = 8_000_000  # documents per new segment, by size: bounds a build's memory
 STALE_CHECK_MAX_FILES = 5_000  # qa ask's staleness check stats at most this many files
+# A chunk's vector is the mean of its sentences' vectors (weighted by the characters it holds)
+# rather than an embedding of its own: the sentences are embedded anyway, for answering, and
+# chunks were 45% of all embedded characters. On eval/questions.jsonl and eval/precise.jsonl
+# (same run): R@5 0.963 -> 0.950 (one English question), accuracy 0.838 -> 0.838 and
+# 0.763 -> 0.763, abstention unchanged; the build embeds about half as much.
+CHUNK_VECTORS = "sentence-mean"  # or "embedded"
 
 Progress = Callable[[int, int], None]
 
@@ -754,7 +760,8 @@ def _build_locked(
     progress: Progress | None, rebuild: bool, optimize: bool, workers: int, started: float,
 ) -> BuildReport:
     read_at_ns = time.time_ns()  # files modified after this are newer than the index
-    chunking = {"size": size, "overlap": overlap, "splitter": SPLITTER_VERSION}
+    chunking = {"size": size, "overlap": overlap, "splitter": SPLITTER_VERSION,
+                "chunk_vectors": CHUNK_VECTORS}
     live_name, live, old_hashes = _live_for_update(index_dir, embedder, chunking, rebuild)
     old_docs: dict[str, Any] = dict(live["documents"]) if live else {}
     seg_entries: list[dict[str, Any]] = (
@@ -959,8 +966,11 @@ def _embed_batch(
     def scaled(n: int) -> None:  # progress in corpus characters, from embedded characters
         advance(n * doc_chars // embed_chars)
 
-    chunk_vecs = cache.embed(chunk_texts, scaled)
     sent_vecs = cache.embed(sent_texts, scaled)
+    if CHUNK_VECTORS == "sentence-mean":
+        chunk_vecs = _chunk_vectors_from_sentences(parts, sent_vecs, cache, scaled)
+    else:
+        chunk_vecs = cache.embed(chunk_texts, scaled)
     words = [w for w in vocabulary([d.text[d.body_start :] for d in docs])
              if w not in known_words and _translatable(w)]
     known_words.update(words)
@@ -974,6 +984,38 @@ def _embed_batch(
         ci += len(chunks)
         si += len(sents)
     return out, words, word_vecs, len(chunk_texts)
+
+
+def _chunk_vectors_from_sentences(
+    parts: list[tuple[Document, list[Chunk], list[Span]]], sent_vecs: np.ndarray,
+    cache: _EmbedCache, advance: Callable[[int], None],
+) -> np.ndarray:
+    """Each chunk's vector as the mean of its sentences' vectors, weighted by how many of
+    their characters it holds (renormalised); a chunk with no sentence is embedded."""
+    out = np.zeros((sum(len(c) for _, c, _ in parts), sent_vecs.shape[1]), np.float32)
+    missing: list[tuple[int, str]] = []
+    row = si = 0
+    for _, chunks, sents in parts:
+        starts = np.array([s.start for s in sents], dtype=np.int64)
+        ends = np.array([s.end for s in sents], dtype=np.int64)
+        for c in chunks:
+            lo = int(np.searchsorted(ends, c.start, side="right"))
+            hi = int(np.searchsorted(starts, c.end, side="left"))
+            if hi > lo:
+                weights = (np.minimum(ends[lo:hi], c.end) - np.maximum(starts[lo:hi], c.start))
+                v = weights.astype(np.float32) @ sent_vecs[si + lo : si + hi]
+                norm = float(np.linalg.norm(v))
+                if norm > 0:
+                    out[row] = v / norm
+                else:
+                    missing.append((row, c.text))
+            else:
+                missing.append((row, c.text))
+            row += 1
+        si += len(sents)
+    if missing:
+        out[[r for r, _ in missing]] = cache.embed([t for _, t in missing], advance)
+    return out
 
 
 def _count(index_dir: Path, entries: list[dict[str, Any]], dim: int) -> dict[str, int]:

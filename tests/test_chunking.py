@@ -161,3 +161,17 @@ def test_a_fragment_repeated_inside_the_previous_chunk_is_not_misplaced() -> Non
         covered.update(range(c.start, c.end))
     assert all(ch.isspace() for i, ch in enumerate(doc.text) if i not in covered)
     assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+
+
+def test_a_short_repeat_placed_ahead_is_replaced_by_the_piece_it_starts() -> None:
+    """Found by the PDF property test: the splitter emits 'aaa' (inside the previous piece),
+    which matches further on at the start of the next piece; that piece must still be found,
+    and every character stay covered."""
+    text = ("a\naa\naa\naa\naa\naaa\naaaaaaaaaaa\naaaaaaaaaaa\naa\naaaaaaaaaaaaaaa\n"
+            + "a" * 36 + "\naaa\n\naaa\n" + "a" * 36 + "\naaaaaaaaaaaaaaa\naa\naaaaaaaaaaa\n"
+            "aaaaaaaaaaa\naaa\naa\naa\naa\naa\na")
+    doc = make_document("x.txt", text)
+    chunks = chunk_document(doc, size=60, overlap=10)
+    assert all(doc.text[c.start : c.end] == c.text for c in chunks)
+    covered = {i for c in chunks for i in range(c.start, c.end)}
+    assert all(ch.isspace() for i, ch in enumerate(text) if i not in covered)

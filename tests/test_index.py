@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa import chunking as chunking_mod
@@ -32,7 +33,8 @@ def test_manifest_records_what_load_checks(corpus_dir: Path, tmp_path: Path,
     assert manifest["format_version"] == index_mod.FORMAT_VERSION
     assert manifest["embedder"] == {"id": "hash-64", "dim": 64}
     assert manifest["chunking"] == {"size": 400, "overlap": 50,
-                                    "splitter": chunking_mod.SPLITTER_VERSION}
+                                    "splitter": chunking_mod.SPLITTER_VERSION,
+                                    "chunk_vectors": index_mod.CHUNK_VECTORS}
     assert {d["parser"] for d in manifest["documents"].values()} == {"plain/1"}
     assert len(manifest["documents"]) == 5 == report.documents
     assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
@@ -126,7 +128,10 @@ class CountingEmbedder(HashEmbedder):
         return super().embed(texts, kind=kind)
 
 
-def test_incremental_update_reembeds_only_changes(corpus_dir: Path, tmp_path: Path) -> None:
+def test_incremental_update_reembeds_only_changes(
+    corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_mod, "CHUNK_VECTORS", "embedded")  # chunk texts are embedded
     emb = CountingEmbedder()
     ix = tmp_path / "ix"
     first = build_index(corpus_dir, ix, embedder=emb)
@@ -257,3 +262,29 @@ def test_index_exists(corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder)
     assert not index_exists(tmp_path / "ix")
     build_index(corpus_dir, tmp_path / "ix", embedder=fake_embedder)
     assert index_exists(tmp_path / "ix")
+
+
+def test_chunk_vectors_are_the_weighted_mean_of_their_sentences(
+    corpus_dir: Path, tmp_path: Path
+) -> None:
+    emb = CountingEmbedder()
+    build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=400, chunk_overlap=50)
+    index = load_index(tmp_path / "ix", embedder=emb)
+    sentence_texts = {index.doc(s.doc_id).text[s.start : s.end]
+                      for s in map(index.sentence, range(len(index.segments[0].sentences)))}
+    assert set(emb.seen) <= sentence_texts | set(
+        w for seg in index.segments for w in seg.words)  # no chunk text was embedded
+    seg = index.segments[0]
+    checked = 0
+    for cid in list(index.live_chunk_ids())[:40]:
+        c = index.chunk(cid)
+        sids = index.sentences_of_chunk(cid)
+        spans = [index.sentence(i) for i in sids]
+        weights = np.array([min(s.end, c.end) - max(s.start, c.start) for s in spans], float)
+        expected = weights @ emb.embed([index.doc(c.doc_id).text[s.start : s.end]
+                                        for s in spans])
+        expected /= np.linalg.norm(expected)
+        got = seg.vectors.vectors(np.array([cid]))[0]
+        assert float(got @ expected) > 0.99  # float16 storage, int8 nowhere on this path
+        checked += 1
+    assert checked == 40

@@ -151,7 +151,7 @@ def test_serve_and_ask_use_the_corpus_the_index_was_built_from(tmp_path: Path) -
     assert "new.txt" in asked.stderr and "other.txt" not in asked.stderr
     # an index that does not record its corpus is refused with a message
     current = (tmp_path / "idx" / "CURRENT").read_text().strip()
-    manifest_path = tmp_path / "idx" / current / "manifest.json"
+    manifest_path = tmp_path / "idx" / current
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     del manifest["corpus"]
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")

@@ -25,7 +25,7 @@ from qa.api.schemas import MAX_BODY_BYTES
 from qa.config import Settings, with_index_corpus
 from qa.embedding import Embedder, make_embedder
 from qa.errors import QAError
-from qa.index import open_index
+from qa.index import Index, open_index
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +33,15 @@ logger = logging.getLogger(__name__)
 _PUBLIC = ("/healthz", "/static/", "/docs/assets/")
 
 
-def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, embedder: Embedder | None = None,
+    index: Index | None = None,
+) -> FastAPI:
     """The HTTP API over the index in settings.index (built from settings.corpus if missing).
 
-    `embedder` replaces the one named by settings.embedder (tests pass a fast fake one).
+    `embedder` replaces the one named by settings.embedder (tests pass a fast fake one);
+    `index`, already opened by the caller (`qa serve`), is served as it is instead of being
+    opened a second time.
     """
     settings = settings or Settings()
 
@@ -44,18 +49,21 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # An existing index re-indexes its own corpus unless one is named (never ./corpus).
         app.state.settings = with_index_corpus(settings)
-        emb = embedder or make_embedder(settings.embedder)
-        index, report = open_index(
-            settings.corpus, settings.index, embedder=emb,
-            chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-        )
-        if report is not None:
-            logger.warning("built the index at %s: %d documents, %d chunks",
-                           settings.index, report.documents, report.chunks)
+        if index is not None:
+            live, emb = index, index.embedder
+        else:
+            emb = embedder or make_embedder(settings.embedder)
+            live, report = open_index(
+                settings.corpus, settings.index, embedder=emb,
+                chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+            )
+            if report is not None:
+                logger.warning("built the index at %s: %d documents, %d chunks",
+                               settings.index, report.documents, report.chunks)
         # The default model loads its weights on first use: pay that now, not on a request.
         emb.embed(["warm-up"], kind="query")
         app.state.embedder = emb
-        app.state.holder.set(index)
+        app.state.holder.set(live)
         yield
 
     try:
