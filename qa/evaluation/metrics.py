@@ -22,6 +22,13 @@ Definitions (each computed overall and per language):
 * evidence hit: the answer span overlaps an evidence span.
 * false abstention: share of answerable questions on which qa abstained; correct abstention:
   share of unanswerable questions on which it abstained.
+* short answer: `short_answer.text` of the result. short hit: it holds an accepted answer
+  (as accuracy does for the sentence); short exact match: normalised, it equals one; short F1:
+  token F1 of the short answer (all three 0 when there is no short answer or qa abstained).
+* date accuracy: over questions with a `resolved_date`, the short answer's value equals it.
+* abstention is also split: off-topic (unanswerable, not `near_miss`) and near-miss.
+* passed (all questions): share of questions answered right or rightly abstained on; utility:
+  mean of +1 (right answer or right abstention), 0 (false abstention), -1 (wrong answer).
 * latency p50/p95: wall time around the answer function, all questions (the first, cold call
   included), percentiles by linear interpolation.
 
@@ -40,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from qa.errors import QAError
-from qa.evaluation.normalize import answer_contains, token_f1
+from qa.evaluation.normalize import answer_contains, normalize_answer, token_f1
 from qa.evaluation.questions import EvidenceSpan, Question
 
 AnswerFn = Callable[[str, int], dict[str, Any]]
@@ -111,6 +118,15 @@ class QuestionResult:
     f1: float | None
     evidence_hit: bool | None
     latency_ms: float
+    near_miss: bool = False
+    short_answer: str | None = None
+    short_value: Any = None
+    short_hit: bool | None = None
+    short_exact: bool | None = None
+    short_f1: float | None = None
+    resolved_date: str | None = None
+    date_correct: bool | None = None
+    note: str | None = None
 
 
 def check_result(result: Any) -> dict[str, Any]:
@@ -157,6 +173,22 @@ def score_result(
                 _overlaps(span["doc_id"], span["start"], span["end"], s)
                 for ev in question.evidence for s in ev.spans
             )
+    sa = None if abstained else result.get("short_answer")
+    short_text = sa.get("text") if isinstance(sa, dict) and isinstance(sa.get("text"), str) \
+        else None
+    short_value = sa.get("value") if isinstance(sa, dict) else None
+    short_hit = short_exact = short_f1 = date_correct = None
+    if not question.unanswerable:
+        short_hit = short_text is not None and answer_contains(
+            short_text, question.answers, fold_accents=fold_accents)
+        short_exact = short_text is not None and any(
+            normalize_answer(short_text, fold_accents=fold_accents)
+            == normalize_answer(a, fold_accents=fold_accents) for a in question.answers)
+        short_f1 = round(token_f1(short_text, question.answers, fold_accents=fold_accents), 4) \
+            if short_text is not None else 0.0
+        if question.resolved_date is not None:
+            date_correct = short_value == question.resolved_date
+    note = result.get("note")
     confidence = result.get("confidence")
     return QuestionResult(
         id=question.id, lang=question.lang, question=question.question,
@@ -165,7 +197,10 @@ def score_result(
         answer_span=dict(span) if span else None, abstained=abstained,
         confidence=float(confidence) if isinstance(confidence, int | float) else None,
         correct=correct, f1=None if f1 is None else round(f1, 4), evidence_hit=ev_hit,
-        latency_ms=round(latency_ms, 2),
+        latency_ms=round(latency_ms, 2), near_miss=question.near_miss,
+        short_answer=short_text, short_value=short_value, short_hit=short_hit,
+        short_exact=short_exact, short_f1=short_f1, resolved_date=question.resolved_date,
+        date_correct=date_correct, note=note if isinstance(note, str) else None,
     )
 
 
@@ -205,7 +240,9 @@ def metric_names(k: int) -> list[str]:
     recalls = sorted({c for c in RECALL_CUTOFFS if c <= k} | {cut})
     return [
         *(f"recall@{c}" for c in recalls), f"mrr@{cut}", f"ndcg@{cut}",
-        "accuracy", "f1", "evidence_hit", "false_abstention", "correct_abstention",
+        "accuracy", "f1", "evidence_hit", "short_hit", "short_exact", "short_f1",
+        "date_accuracy", "false_abstention", "correct_abstention", "abstention_off_topic",
+        "abstention_near_miss", "overall_accuracy", "utility",
     ]
 
 
@@ -215,6 +252,11 @@ LABELS = {
     "accuracy": "accuracy", "f1": "token F1", "evidence_hit": "evidence hit",
     "false_abstention": "false abstention (answerable)",
     "correct_abstention": "abstention (unanswerable)",
+    "short_hit": "short answer holds answer", "short_exact": "short answer exact match",
+    "short_f1": "short answer token F1", "date_accuracy": "date resolved right",
+    "abstention_off_topic": "abstention (off-topic)",
+    "abstention_near_miss": "abstention (near-miss)",
+    "overall_accuracy": "passed (all questions)", "utility": "utility (+1/0/-1)",
     "latency_p50_ms": "latency p50 (ms)", "latency_p95_ms": "latency p95 (ms)",
     "questions": "questions", "answerable": "answerable", "unanswerable": "unanswerable",
 }
@@ -229,8 +271,19 @@ def metric_label(name: str) -> str:
 def question_score(row: Mapping[str, Any], metric: str) -> float | None:
     """One question's score on a metric (a per-question row of a report); None if n/a."""
     answerable = not row["unanswerable"]
+    if metric == "overall_accuracy":
+        return float(row["correct"])
+    if metric == "utility":  # +1 right answer or right abstention, 0 false abstention, -1 wrong
+        return 1.0 if row["correct"] else (0.0 if answerable and row["abstained"] else -1.0)
     if metric == "correct_abstention":
         return None if answerable else float(row["abstained"])
+    if metric in ("abstention_off_topic", "abstention_near_miss"):
+        if answerable or bool(row.get("near_miss")) != (metric == "abstention_near_miss"):
+            return None
+        return float(row["abstained"])
+    if metric == "date_accuracy":
+        value = row.get("date_correct")
+        return None if value is None else float(value)
     if not answerable:
         return None
     if metric == "false_abstention":
@@ -239,6 +292,9 @@ def question_score(row: Mapping[str, Any], metric: str) -> float | None:
         return float(row["correct"])
     if metric in ("f1", "evidence_hit"):
         return float(row[metric])
+    if metric in ("short_hit", "short_exact", "short_f1"):
+        value = row.get(metric)  # reports written before short answers lack it
+        return None if value is None else float(value)
     base, _, cut = metric.partition("@")
     rank = row["first_relevant_rank"]
     within = rank is not None and rank <= int(cut)

@@ -13,6 +13,7 @@ from typing import Any
 from qa.answering import MAX_QUESTION_CHARS
 from qa.errors import QuestionSetError
 from qa.evaluation.normalize import _APOSTROPHES, normalize_answer
+from qa.temporal import parse_iso
 
 UNKNOWN_LANG = "und"  # BCP 47 "undetermined", for questions without a lang
 
@@ -42,6 +43,8 @@ class Question:
     evidence: tuple[Evidence, ...]
     unanswerable: bool
     line: int
+    near_miss: bool = False  # unanswerable, but about what the documents discuss
+    resolved_date: str | None = None  # ISO value the short answer's date must have
 
 
 def _problems_error(source: str, problems: list[str]) -> QuestionSetError:
@@ -88,6 +91,16 @@ def _parse_question(obj: Any, line: int) -> tuple[Question | None, str | None]:
     unanswerable = obj.get("unanswerable", False)
     if not isinstance(unanswerable, bool):
         return None, "'unanswerable' must be true or false"
+    near_miss = obj.get("near_miss", False)
+    if not isinstance(near_miss, bool):
+        return None, "'near_miss' must be true or false"
+    if near_miss and not unanswerable:
+        return None, "'near_miss' applies to unanswerable questions only"
+    resolved = obj.get("resolved_date")
+    if resolved is not None and (not isinstance(resolved, str) or parse_iso(resolved) is None):
+        return None, "'resolved_date' must be an ISO date YYYY, YYYY-MM or YYYY-MM-DD"
+    if resolved is not None and unanswerable:
+        return None, "an unanswerable question cannot have a 'resolved_date'"
     answers = obj.get("answers", [])
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         return None, "'answers' must be a list of strings"
@@ -106,7 +119,8 @@ def _parse_question(obj: Any, line: int) -> tuple[Question | None, str | None]:
             return None, "an answerable question needs 'evidence' (or set \"unanswerable\": true)"
     return Question(
         id=qid, question=text, lang=(lang or UNKNOWN_LANG).strip(), answers=tuple(answers),
-        evidence=tuple(evidence), unanswerable=unanswerable, line=line,
+        evidence=tuple(evidence), unanswerable=unanswerable, line=line, near_miss=near_miss,
+        resolved_date=resolved,
     ), None
 
 

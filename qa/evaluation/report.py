@@ -204,11 +204,12 @@ def report_markdown(
     lines += [f"## Questions not passed ({len(missed)})", ""]
     if missed:
         lines += _md_table(
-            ["id", "lang", "question", "answer", "first relevant rank"],
-            [[r["id"], r["lang"], ("[unanswerable] " if r["unanswerable"] else "") + r["question"],
-              _short(r["answer"]),
+            ["id", "lang", "question", "answer", "short answer", "first relevant rank"],
+            [[r["id"], r["lang"], ("[near-miss] " if r.get("near_miss") else "[unanswerable] "
+                                   if r["unanswerable"] else "") + r["question"],
+              _short(r["answer"]), r.get("short_answer") or "–",
               r["first_relevant_rank"] if r["first_relevant_rank"] is not None else "–"]
-             for r in missed], left=4)
+             for r in missed], left=5)
     else:
         lines.append("None.")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,262 @@
+"""Question -> Answer: retrieve, score sentences, read the question's constraints, answer or
+abstain (saying what was found), and isolate the short answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from qa import temporal
+from qa.answering import short
+from qa.answering.answer import Answer, AnswerSpan, Citation, ShortAnswer
+from qa.answering.question import RARE_SHARE, Constraints, date_supported, read_question
+from qa.answering.sentences import (
+    DEFAULT_PARAMS,
+    AnswerParams,
+    Candidate,
+    score_sentences,
+    term_weights,
+)
+from qa.errors import InvalidQuestionError
+from qa.index import Index
+from qa.retrieval import Mode, Query, make_filters, prepare, retrieve
+from qa.text import STOPWORDS, fold, stem
+
+MAX_QUESTION_CHARS = 1000
+MAX_K = 50
+
+# Kinds a sentence must hold a phrase of before it may answer: a date question answered
+# without a date, or a count without a number, is the near-miss users remember.
+REQUIRED_KINDS = frozenset({"date", "quantity", "place"})
+# How far (characters) a name may stand from the question's words to be the one asked
+# about: "le ministre sud-coréen de la Défense, Shin Won-sik" is adjacent; a name at the
+# other end of a long sentence is someone else.
+NAME_REACH = 30
+
+
+__all__ = ["MAX_K", "MAX_QUESTION_CHARS", "answer_question", "validate_question"]
+
+
+def validate_question(question: str, k: int) -> str:
+    """The question stripped, or InvalidQuestionError."""
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidQuestionError("the question is empty")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: a mangled argument or JSON escape
+        raise InvalidQuestionError("the question is not valid Unicode text") from exc
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidQuestionError(
+            f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}"
+        )
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InvalidQuestionError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return question.strip()
+
+
+@dataclass(frozen=True)
+class _Check:
+    ok: bool
+    note: str | None = None
+    short: short.Span | None = None
+    end: int | None = None  # answer end when it continues into the next sentence
+
+
+def _context(index: Index, cand: Candidate) -> tuple[list[int], int]:
+    """Sentence ids of the candidate and its neighbours in its chunk, and its position."""
+    sids = index.sentences_of_chunk(cand.chunk_id)
+    i = sids.index(cand.sentence_id)
+    return sids[max(0, i - 1) : i + 2], i
+
+
+def _hits(text: str, start: int, end: int, query: Query) -> list[int]:
+    """Offsets of the question's words (through their corpus stems) in text[start:end]."""
+    wanted = set().union(*query.groups) if query.groups else set()
+    return [start + m.start() for m in re.finditer(r"\w+", text[start:end])
+            if stem(fold(m.group(0))) in wanted]
+
+
+def _is_question_own(span: short.Span, text: str, query: Query, cons: Constraints) -> bool:
+    """A span that only repeats the question (its own name, date or number) answers nothing."""
+    wanted = set().union(*query.groups) if query.groups else set()
+    words = [stem(fold(w)) for w in re.findall(r"\w+", text[span.start : span.end])
+             if fold(w) not in STOPWORDS]
+    if span.kind == "date":
+        mention = [temporal.DateMention(span.start, span.end, text[span.start:span.end],
+                                        span.value if isinstance(span.value, str) else None,
+                                        False)]
+        return any(date_supported(qd, mention) for qd in cons.dates)
+    if span.kind == "quantity":
+        return any(w.isdigit() and w in wanted for w in words)
+    return bool(words) and all(w in wanted for w in words)
+
+
+def _pick(
+    found: list[short.Span], hits: list[int], text: str, query: Query, cons: Constraints,
+    *, reach: int | None = None,
+) -> short.Span | None:
+    found = [s for s in found if not _is_question_own(s, text, query, cons)]
+    if not found:
+        return None
+
+    wanted = set().union(*query.groups) if query.groups else set()
+
+    def distance(s: short.Span) -> float:
+        outside = [h for h in hits if not s.start <= h < s.end]
+        if not outside:
+            return 0.0
+        return float(min(min(abs(h - s.start), abs(h - s.end)) for h in outside))
+
+    def repeats(s: short.Span) -> float:
+        """Share of the span's words that the question already says."""
+        words = [stem(fold(w)) for w in re.findall(r"\w+", text[s.start : s.end])
+                 if fold(w) not in STOPWORDS]
+        return sum(w in wanted for w in words) / len(words) if words else 0.0
+
+    # Prefer what the question does not already say ("Rason" over "Corée du Nord" for
+    # "which North Korean port"), then the phrase nearest the question's words.
+    best = min(found, key=lambda s: (repeats(s) > 0, distance(s), s.start))
+    if reach is not None and hits and distance(best) > reach:
+        return None
+    return best
+
+
+def _topic(cons: Constraints, ctx_terms: set[str]) -> str:
+    seen = [t.surface for t in [*cons.entities, *cons.rare] if t.group & ctx_terms]
+    return ", ".join(dict.fromkeys(seen)) if seen else "related matters"
+
+
+_WHAT = {"date": "when", "quantity": "how many or how much", "place": "where",
+         "person": "who", "organisation": "which organisation"}
+
+
+def _check(
+    index: Index, cand: Candidate, query: Query, cons: Constraints
+) -> _Check:
+    """Whether the candidate sentence (and its neighbours) supports the question."""
+    ctx_ids, pos = _context(index, cand)
+    # Names and numbers of the question must be in the passage; they may be said once, a
+    # few sentences earlier ("Pyongyang" in the lead, "it" after).
+    passage_terms: set[str] = set()
+    for sid in index.sentences_of_chunk(cand.chunk_id):
+        passage_terms |= index.terms_of_sentence(sid)
+    first, last = index.sentence(ctx_ids[0]), index.sentence(ctx_ids[-1])
+    topic = _topic(cons, passage_terms)
+    n = max(index.n_chunks, 1)
+    for term in cons.entities:
+        if not term.group or term.group & passage_terms:
+            continue
+        # A name the corpus says often (Korea, Moscow) may be left implicit in a passage;
+        # a rare one (Zelensky, Lima) is what the question is about, so it must be there.
+        rare = max(index.doc_freq(t) for t in term.group) <= max(1, RARE_SHARE * n)
+        if rare or not term.group & short.document_terms(index, cand.doc_id):
+            return _Check(False, f"The documents mention {topic}, but not {term.surface}.")
+    if cons.dates:
+        mentions = short.dates_in(index, cand.doc_id, first.start, last.end)
+        ref = short.document_reference(index, cand.doc_id)
+        for qd in cons.dates:
+            in_doc = ref is not None and qd.value is not None and len(qd.value) == 4 and \
+                temporal.overlaps(qd.value, ref.value)
+            if not (date_supported(qd, mentions) or in_doc):
+                return _Check(False, f"The documents mention {topic}, but not in {qd.text}.")
+    text = index.doc(cand.doc_id).text
+    if cons.kind == "other":
+        return _Check(True)
+    hits = _hits(text, cand.start, cand.end, query)
+    reach = NAME_REACH if cons.kind in ("person", "place", "organisation") else None
+    span = _pick(short.spans(index, cand.doc_id, cand.start, cand.end, cons.kind), hits, text,
+                 query, cons, reach=reach)
+    end = None
+    if span is None and pos + 1 < len(index.sentences_of_chunk(cand.chunk_id)):
+        # The answer may continue: "…a rencontré son homologue. Cette déclaration, faite lors
+        # d'une rencontre avec Sergueï Lavrov…"
+        nxt = index.sentence(index.sentences_of_chunk(cand.chunk_id)[pos + 1])
+        chunk = index.chunk(cand.chunk_id)
+        n_end = min(nxt.end, chunk.end)
+        found = short.spans(index, cand.doc_id, nxt.start, n_end, cons.kind)
+        span = _pick(found, _hits(text, nxt.start, n_end, query), text, query, cons,
+                     reach=reach)
+        if span is not None:
+            end = n_end
+    required = cons.kind in REQUIRED_KINDS or (cons.kind == "person" and cons.explicit_name)
+    if span is None and required:
+        return _Check(False, f"The documents mention {topic}, but not {_WHAT[cons.kind]}.")
+    return _Check(True, short=span, end=end)
+
+
+def answer_question(
+    index: Index,
+    question: str,
+    *,
+    k: int = 5,
+    doc_ids: Sequence[str] | None = None,
+    date_from: dt.date | str | None = None,
+    date_to: dt.date | str | None = None,
+    mode: Mode = "hybrid",
+    params: AnswerParams = DEFAULT_PARAMS,
+) -> Answer:
+    """Answer a question from the index: best sentence and its passages, or abstain."""
+    question = validate_question(question, k)
+    filters = make_filters(index, doc_ids=doc_ids, date_from=date_from, date_to=date_to)
+    query = prepare(index, question)
+    passages = retrieve(
+        index, query, k=max(k, params.pool), mode=mode, filters=filters,
+        lexical_weight=params.lexical_weight,
+    )
+    candidates = score_sentences(index, query, passages, params)
+    cons = read_question(index, query, term_weights(index, query))
+    if cons.dates and params.date_match:
+        # Date-scoped questions favour sentences whose (resolved) dates match theirs.
+        candidates = [
+            replace(c, score=c.score + params.date_match) if any(
+                date_supported(qd, short.dates_in(index, c.doc_id, c.start, c.end))
+                for qd in cons.dates) else c
+            for c in candidates
+        ]
+
+    # Rerank passages by their best sentence: the passage holding the answer comes first.
+    best_by_passage: dict[int, Candidate] = {}
+    for cand in candidates:
+        cur = best_by_passage.get(cand.passage_pos)
+        if cur is None or cand.score > cur.score:
+            best_by_passage[cand.passage_pos] = cand
+    order = sorted(
+        range(len(passages)),
+        key=lambda i: (-(best_by_passage[i].score if i in best_by_passage else -1.0), i),
+    )[:k]
+    citations = []
+    for rank, i in enumerate(order, start=1):
+        c = passages[i].chunk
+        score = best_by_passage[i].score if i in best_by_passage else 0.0
+        citations.append(Citation(rank, c.doc_id, c.start, c.end, c.text, round(score, 4)))
+    cited = {passages[i].chunk_id for i in order}
+
+    best = best_by_passage.get(order[0]) if order else None
+    confidence = float(np.round(best.score, 4)) if best else 0.0
+    if best is None or confidence < params.threshold:
+        return Answer(question, None, True, None, citations, confidence,
+                      note="No passage of these documents is close enough to the question.")
+    ranked = sorted((c for c in candidates if c.chunk_id in cited), key=lambda c: -c.score)
+    first_note = None
+    for cand in ranked[: params.alternatives]:
+        if cand.score < params.threshold:
+            break
+        check = _check(index, cand, query, cons)
+        if not check.ok:
+            first_note = first_note or check.note
+            continue
+        end = check.end or cand.end
+        text = index.doc(cand.doc_id).text
+        sa = None
+        if check.short is not None:
+            s = check.short
+            sa = ShortAnswer(text[s.start : s.end], cand.doc_id, s.start, s.end,
+                             s.kind, s.value)  # type: ignore[arg-type]
+        return Answer(question, text[cand.start : end], False,
+                      AnswerSpan(cand.doc_id, cand.start, end), citations,
+                      float(np.round(cand.score, 4)), short_answer=sa)
+    return Answer(question, None, True, None, citations, confidence, note=first_note)
