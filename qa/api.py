@@ -154,6 +154,17 @@ class AnswerSpanOut(BaseModel):
     end: int = Field(description="Offset just past the answer's last character.")
 
 
+class ShortAnswerOut(BaseModel):
+    text: str = Field(description="Exactly the document's text[start:end].")
+    doc_id: str
+    start: int
+    end: int
+    kind: Literal["date", "quantity", "person", "place", "organisation", "other"]
+    value: str | int | float | None = Field(
+        description="Normalised: ISO YYYY, YYYY-MM or YYYY-MM-DD for dates (null when a "
+        "relative date cannot be resolved), a number for quantities, else the text.")
+
+
 class CitationOut(BaseModel):
     rank: int
     doc_id: str
@@ -192,6 +203,10 @@ class AskResponse(BaseModel):
     answer_span: AnswerSpanOut | None
     citations: list[CitationOut]
     confidence: float
+    short_answer: ShortAnswerOut | None = Field(
+        default=None, description="The phrase that answers, inside the answer; null when "
+        "none can be isolated.")
+    note: str | None = Field(default=None, description="Why qa abstained, when it did.")
 
 
 class DocumentInfo(BaseModel):

@@ -103,6 +103,10 @@ class ReferenceDate:
     value: str
     date: dt.date
     inferred: bool
+    # True when the text states no full date and `date` is only the start of the latest
+    # month it names: the document was written after it, so year-less dates resolve to
+    # their first occurrence from then on ("mai 2023 ... le 18 octobre dernier" -> 2023-10-18).
+    lower_bound: bool = False
 
 
 def bounds(value: str) -> tuple[dt.date, dt.date]:
@@ -144,7 +148,8 @@ def _valid_day(year: int, month: int, day: int) -> bool:
 
 
 def _day_without_year(
-    month: int, day: int, weekday: int | None, last: bool, ref: dt.date | None, today: dt.date
+    month: int, day: int, weekday: int | None, last: bool, ref: dt.date | None, today: dt.date,
+    after: dt.date | None = None,
 ) -> str | None:
     """Resolve '18 octobre [dernier]' or 'lundi 18 novembre' to a full date, or None."""
     if weekday is not None:
@@ -158,6 +163,11 @@ def _day_without_year(
                     return date.isoformat()
         return None
     if ref is None:
+        if after is None:
+            return None
+        for year in (after.year, after.year + 1):
+            if _valid_day(year, month, day) and dt.date(year, month, day) >= after:
+                return dt.date(year, month, day).isoformat()
         return None
     # News speaks of the recent past: the latest such day not after the reference; with
     # 'dernier' strictly before it; without, up to a week after it (an announced date).
@@ -170,18 +180,26 @@ def _day_without_year(
     return None
 
 
-def _month_without_year(month: int, ref: dt.date | None, *, strictly_before: bool) -> str | None:
+def _month_without_year(
+    month: int, ref: dt.date | None, *, strictly_before: bool, after: dt.date | None = None
+) -> str | None:
     if ref is None:
-        return None
+        if after is None:
+            return None
+        return f"{after.year + (month < after.month):04d}-{month:02d}"
     year = ref.year if (month < ref.month or (month == ref.month and not strictly_before)) \
         else ref.year - 1
     return f"{year:04d}-{month:02d}"
 
 
 def find_dates(
-    text: str, *, reference: dt.date | None = None, today: dt.date | None = None
+    text: str, *, reference: dt.date | None = None, today: dt.date | None = None,
+    after: dt.date | None = None,
 ) -> list[DateMention]:
     """Every date expression in text, in order, with offsets into text and resolved values.
+
+    Without a reference, `after` (a lower bound of the text's date) resolves year-less days
+    and months to their first occurrence from then on.
 
     Impossible dates ("30 février 2024") are not dates: they are skipped.
     """
@@ -216,7 +234,7 @@ def find_dates(
                     relative = True
                     value = _day_without_year(
                         month, day, _WEEKDAYS[wd.lower()] if wd else None,
-                        bool(first and g["last"]), reference, today,
+                        bool(first and g["last"]), reference, today, after,
                     )
             elif g["monthyear"]:
                 if g["m3"].lower() == "may" and not g["m3"][0].isupper():
@@ -226,7 +244,7 @@ def find_dates(
             elif g["lastmonth"]:
                 relative = True
                 value = _month_without_year(
-                    _month(g["m4"] or g["m5"]), reference, strictly_before=True
+                    _month(g["m4"] or g["m5"]), reference, strictly_before=True, after=after
                 )
             elif g["lastyear"]:
                 relative = True
@@ -241,7 +259,8 @@ def find_dates(
                 if name.lower() in ("may", "march") and not name[0].isupper():
                     continue  # English verbs
                 relative = True
-                value = _month_without_year(_month(name), reference, strictly_before=False)
+                value = _month_without_year(_month(name), reference, strictly_before=False,
+                                            after=after)
             elif g["year"]:
                 value = g["year"]
         except ValueError:  # 30 février 2024, 31/02/2024: not a date
@@ -280,9 +299,17 @@ def reference_date(
     if meta_date and parse_iso(meta_date):
         ref = ReferenceDate(meta_date, bounds(meta_date)[1], inferred=False)
     else:
-        date = infer_reference(text())
+        body = text()
+        date = infer_reference(body)
         if date is not None:
             ref = ReferenceDate(date.isoformat(), date, inferred=True)
+        else:
+            months = [m.value for m in find_dates(body) if m.value and len(m.value) == 7
+                      and not m.relative]
+            if months:
+                floor = bounds(max(months))[0]
+                ref = ReferenceDate(floor.isoformat()[:7], floor, inferred=True,
+                                    lower_bound=True)
     with _CACHE_LOCK:
         if len(_CACHE) > 65536:
             _CACHE.clear()

@@ -74,8 +74,10 @@ def test_reference_from_metadata_else_latest_full_date_inferred() -> None:
     assert ref is not None and (ref.value, ref.inferred) == ("2024-10-30", True)
     meta = temporal.reference_date("sha-a", "2024-03", lambda: text)
     assert meta is not None and (meta.date, meta.inferred) == (dt.date(2024, 3, 31), False)
-    # a month-only date does not give the document's date
-    assert temporal.reference_date("sha-b", None, lambda: "En mai 2023, rien.") is None
+    # a month-only date does not give the document's date, only a lower bound of it
+    low = temporal.reference_date("sha-b", None, lambda: "En mai 2023, rien.")
+    assert low is not None and low.lower_bound
+    assert temporal.reference_date("sha-d", None, lambda: "Rien de daté.") is None
 
 
 def test_bounds_and_overlaps() -> None:
@@ -85,3 +87,13 @@ def test_bounds_and_overlaps() -> None:
     assert not temporal.overlaps("2024-06", "2024-10-18")
     assert temporal.parse_iso("2024-02-30") is None
     assert temporal.parse_iso("2024-02") == "2024-02"
+
+
+def test_month_only_text_gives_a_lower_bound() -> None:
+    """No full date, but 'mai 2023': the text was written after May 2023, so '18 octobre
+    dernier' is the first 18 October from then on."""
+    text = "en mai 2023 ... le 18 octobre dernier ... fin août"
+    ref = temporal.reference_date("sha-c", None, lambda: text)
+    assert ref is not None and ref.lower_bound and ref.inferred
+    found = temporal.find_dates(text, after=ref.date)
+    assert [m.value for m in found] == ["2023-05", "2023-10-18", "2023-08"]

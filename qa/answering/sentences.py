@@ -24,7 +24,7 @@ class AnswerParams:
     pool: int = 10  # passages whose sentences compete for the answer
     lexical_weight: float = 2.0  # weight of BM25 in passage fusion (times lexical coverage)
     date_match: float = 0.1  # bonus for a sentence holding the question's own date
-    alternatives: int = 3  # best sentences tried, in order, against the question's constraints
+    alternatives: int = 1  # best sentences tried, in order, against the question's constraints
 
 
 DEFAULT_PARAMS = AnswerParams()

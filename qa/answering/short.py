@@ -89,21 +89,11 @@ def _quantities(text: str, start: int, end: int, exclude: Sequence[tuple[int, in
     part = text[start:end]
     out: list[Span] = []
     taken: list[tuple[int, int]] = []
-    for m in _PROPORTION.finditer(part):
-        s, e = start + m.start(), start + m.end()
-        unit = m.group("unit")
-        if unit and fold(unit) in STOPWORDS:
-            e = start + m.start("unit")
-            e = s + len(_TRAILING.sub("", text[s:e]))
-        out.append(Span(s, e, "quantity", text[s:e].strip()))
-        taken.append((s, e))
     for m in _QUANTITY.finditer(part):
         s, e = start + m.start(), start + m.end()
-        if any(a < e and s < b for a, b in [*exclude, *taken]):
-            # a date or a proportion: drop unless the number itself stands outside it
-            ns, ne = start + m.start("num"), start + m.end("num")
-            if any(a < ne and ns < b for a, b in [*exclude, *taken]):
-                continue
+        ns, ne = start + m.start("num"), start + m.end("num")
+        if any(a < ne and ns < b for a, b in exclude):
+            continue  # the number is part of a date
         num = m.group("num")
         is_word = fold(num) in _UNITS_WORDS
         if is_word:
@@ -121,6 +111,17 @@ def _quantities(text: str, start: int, end: int, exclude: Sequence[tuple[int, in
         if is_word and not unit and not m.group("mult"):
             continue  # a lone number word is rarely a quantity ('six' in a name)
         out.append(Span(s, e, "quantity", quantity_value(m)))
+        taken.append((s, e))
+    for m in _PROPORTION.finditer(part):
+        s, e = start + m.start(), start + m.end()
+        if any(a < e and s < b for a, b in taken):
+            continue
+        unit = m.group("unit")
+        if unit and fold(unit) in STOPWORDS:
+            e = start + m.start("unit")
+            e = s + len(_TRAILING.sub("", text[s:e]))
+        out.append(Span(s, e, "quantity", text[s:e].strip()))
+        taken.append((s, e))
     out.sort(key=lambda sp: sp.start)
     return out
 
@@ -162,7 +163,8 @@ _NOT_NAMES = frozenset(fold(w) for w in [
     "au", "aux", "le", "la", "les", "un", "une", "des", "du", "de", "il", "elle", "ils",
     "elles", "on", "nous", "vous", "leur", "leurs", "son", "sa", "ses", "the", "a", "an",
     "this", "that", "these", "those", "in", "on", "at", "by", "for", "from", "with", "after",
-    "before", "while", "since", "according", "however", "but", "and", "sommaire"
+    "before", "while", "since", "according", "however", "but", "and", "sommaire",
+    "affaires", "etat", "etats", "gouvernement", "government", "parti", "party",
 ])
 
 
@@ -215,10 +217,13 @@ def _places(text: str) -> frozenset[str]:
     return found
 
 
-def _names(text: str, start: int, end: int, exclude: Sequence[tuple[int, int]]) -> list[Span]:
+def _names(
+    text: str, start: int, end: int, exclude: Sequence[tuple[int, int]],
+    corpus_places: frozenset[str] = frozenset(),
+) -> list[Span]:
     out: list[Span] = []
     part = text[start:end]
-    places = _places(text)
+    places = _places(text) | corpus_places
     for m in _NAME.finditer(part):
         s, e = _strip_leading(text, start + m.start(), start + m.end())
         if s >= e or any(a < e and s < b for a, b in exclude):
@@ -250,7 +255,11 @@ def document_dates(index: Index, doc_id: str) -> list[temporal.DateMention]:
     found = _DATE_CACHE.get(key)
     if found is None:
         ref = document_reference(index, doc_id)
-        found = temporal.find_dates(index.doc(doc_id).text, reference=ref.date if ref else None)
+        if ref is not None and ref.lower_bound:
+            found = temporal.find_dates(index.doc(doc_id).text, after=ref.date)
+        else:
+            found = temporal.find_dates(index.doc(doc_id).text,
+                                        reference=ref.date if ref else None)
         if len(_DATE_CACHE) > 4096:
             _DATE_CACHE.clear()
         _DATE_CACHE[key] = found
@@ -259,6 +268,20 @@ def document_dates(index: Index, doc_id: str) -> list[temporal.DateMention]:
 
 def dates_in(index: Index, doc_id: str, start: int, end: int) -> list[temporal.DateMention]:
     return [m for m in document_dates(index, doc_id) if start <= m.start and m.end <= end]
+
+
+_CORPUS_PLACES: dict[tuple[int, object], frozenset[str]] = {}
+
+
+def corpus_places(index: Index) -> frozenset[str]:
+    """Names any document of the index puts after a locative (cached per index generation)."""
+    key = (id(index), index.generation)
+    found = _CORPUS_PLACES.get(key)
+    if found is None:
+        found = frozenset().union(*(_places(index.doc(d).text) for d in index.doc_ids()))
+        _CORPUS_PLACES.clear()
+        _CORPUS_PLACES[key] = found
+    return found
 
 
 def spans(
@@ -272,7 +295,8 @@ def spans(
     if kind == "quantity":
         return _quantities(text, start, end, [(m.start, m.end) for m in dates])
     if kind in ("person", "place", "organisation"):
-        found = _names(text, start, end, [(m.start, m.end) for m in dates])
+        found = _names(text, start, end, [(m.start, m.end) for m in dates],
+                       corpus_places(index))
         return [s for s in found if s.kind == kind]
     return []
 
