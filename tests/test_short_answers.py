@@ -86,8 +86,8 @@ def _invariants(index: Index, a: Answer) -> None:
          ("18 mars", "date", "2024-03-18")),
         ("Combien de soldats nord-coréens sont déjà sur le sol russe d'après le ministère "
          "sud-coréen de la Défense ?", ("3 000 soldats", "quantity", 3000)),
-        ("How many artillery shells has Pyongyang reportedly delivered to Moscow?",
-         ("près de trois millions d’obus", "quantity", 3_000_000)),
+        ("Combien de conteneurs d'armes la Corée du Nord a-t-elle envoyés à la Russie selon "
+         "Shin Won-sik ?", ("7 000 conteneurs", "quantity", 7000)),
         ("Comment s'appelle le ministre sud-coréen de la Défense ?",
          ("Shin Won-sik", "person", "Shin Won-sik")),
         ("Dans quelle ville s'est tenu le sommet de l'APEC en novembre 2024 ?",
