@@ -63,6 +63,7 @@ class _Check:
     ok: bool
     note: str | None = None
     short: short.Span | None = None
+    start: int | None = None  # answer start when it begins in the previous sentence
     end: int | None = None  # answer end when it continues into the next sentence
 
 
@@ -120,13 +121,39 @@ def _pick(
     # Prefer what the question does not already say ("Rason" over "Corée du Nord" for
     # "which North Korean port"), then the phrase nearest the question's words.
     best = min(found, key=lambda s: (repeats(s) > 0, distance(s), s.start))
-    if reach is not None and hits and distance(best) > reach:
-        return None
+    if reach is not None and (not hits or distance(best) > reach):
+        return None  # a name far from every word of the question is about something else
     return best
 
 
+_CURRENCY = re.compile(r"[$€£¥]|\b(?:dollars?|euros?|wons?|roubles?|yuans?|yens?|livres|"
+                       r"pounds|usd|eur)\b", re.IGNORECASE)
+
+
+def _fit(found: list[short.Span], text: str, cons: Constraints) -> list[short.Span]:
+    """The spans that fit what the question asks, beyond their kind."""
+    if cons.kind == "date" and cons.granularity == "day":
+        # "On what day…": a month is not an answer (the Camp David summit near-miss).
+        found = [s for s in found if (isinstance(s.value, str) and len(s.value) == 10)
+                 or (s.value is None and re.search(r"\d", text[s.start : s.end]))]
+    elif cons.kind == "date" and cons.granularity == "year":
+        found = [replace(s, value=s.value[:4]) for s in found if isinstance(s.value, str)]
+    elif cons.kind == "place":
+        # A place answer is introduced as one: "à Lima", "dans la région de Koursk".
+        found = [s for s in found
+                 if short._PLACE_BEFORE.search(text[max(0, s.start - 40) : s.start])]
+    elif cons.kind == "quantity" and cons.money:
+        found = [s for s in found if _CURRENCY.search(text[s.start : s.end + 12])]
+    elif cons.kind == "quantity" and cons.counted is not None and cons.counted.group:
+        # "combien d'armes": the number must count weapons (its noun, or a few words on).
+        group = cons.counted.group
+        found = [s for s in found if group & short.stems_of(text[s.start : s.end + 30])]
+    return found
+
+
 def _topic(cons: Constraints, ctx_terms: set[str]) -> str:
-    seen = [t.surface for t in [*cons.entities, *cons.rare] if t.group & ctx_terms]
+    seen = [t.surface for t in [*(t for unit in cons.entities for t in unit), *cons.rare]
+            if t.group & ctx_terms]
     return ", ".join(dict.fromkeys(seen)) if seen else "related matters"
 
 
@@ -147,14 +174,18 @@ def _check(
     first, last = index.sentence(ctx_ids[0]), index.sentence(ctx_ids[-1])
     topic = _topic(cons, passage_terms)
     n = max(index.n_chunks, 1)
-    for term in cons.entities:
-        if not term.group or term.group & passage_terms:
+    doc_terms = short.document_terms(index, cand.doc_id)
+    for unit in cons.entities:
+        groups = [t.group for t in unit if t.group]
+        if not groups or any(g & doc_terms for g in groups):
             continue
-        # A name the corpus says often (Korea, Moscow) may be left implicit in a passage;
-        # a rare one (Zelensky, Lima) is what the question is about, so it must be there.
-        rare = max(index.doc_freq(t) for t in term.group) <= max(1, RARE_SHARE * n)
-        if rare or not term.group & short.document_terms(index, cand.doc_id):
-            return _Check(False, f"The documents mention {topic}, but not {term.surface}.")
+        # The answer's document must name the question's rare names (Zelensky, Lima): they
+        # are what the question is about. A name the corpus says often (Korea, Moscow) may
+        # be paraphrased ("Moscow" for "la Russie"). Measured on both tuning sets: the
+        # document is the right scope (the passage alone: utility 0.69/0.54 vs 0.70/0.56).
+        if all(max(index.doc_freq(t) for t in g) <= max(1, RARE_SHARE * n) for g in groups):
+            name = " ".join(t.surface for t in unit)
+            return _Check(False, f"The documents mention {topic}, but not {name}.")
     if cons.dates:
         mentions = short.dates_in(index, cand.doc_id, first.start, last.end)
         ref = short.document_reference(index, cand.doc_id)
@@ -168,24 +199,30 @@ def _check(
         return _Check(True)
     hits = _hits(text, cand.start, cand.end, query)
     reach = NAME_REACH if cons.kind in ("person", "place", "organisation") else None
-    span = _pick(short.spans(index, cand.doc_id, cand.start, cand.end, cons.kind), hits, text,
-                 query, cons, reach=reach)
-    end = None
-    if span is None and pos + 1 < len(index.sentences_of_chunk(cand.chunk_id)):
-        # The answer may continue: "…a rencontré son homologue. Cette déclaration, faite lors
-        # d'une rencontre avec Sergueï Lavrov…"
-        nxt = index.sentence(index.sentences_of_chunk(cand.chunk_id)[pos + 1])
-        chunk = index.chunk(cand.chunk_id)
-        n_end = min(nxt.end, chunk.end)
-        found = short.spans(index, cand.doc_id, nxt.start, n_end, cons.kind)
-        span = _pick(found, _hits(text, nxt.start, n_end, query), text, query, cons,
-                     reach=reach)
+    found = _fit(short.spans(index, cand.doc_id, cand.start, cand.end, cons.kind), text, cons)
+    span = _pick(found, hits, text, query, cons, reach=reach)
+    start, end = None, None
+    sids = index.sentences_of_chunk(cand.chunk_id)
+    chunk = index.chunk(cand.chunk_id)
+    # The answer may span two adjacent sentences of the passage: the next one first ("…a
+    # rencontré son homologue. Cette déclaration, faite lors d'une rencontre avec Sergueï
+    # Lavrov…"), else the one before ("Le 30 octobre 2024, la Corée du Nord a testé un
+    # missile intercontinental. Ce missile…").
+    for other, after in ((pos + 1, True), (pos - 1, False)):
+        if span is not None or not 0 <= other < len(sids):
+            continue
+        near = index.sentence(sids[other])
+        o_start, o_end = max(near.start, chunk.start), min(near.end, chunk.end)
+        if o_end <= o_start:
+            continue
+        found = _fit(short.spans(index, cand.doc_id, o_start, o_end, cons.kind), text, cons)
+        span = _pick(found, _hits(text, o_start, o_end, query), text, query, cons, reach=reach)
         if span is not None:
-            end = n_end
+            start, end = (None, o_end) if after else (o_start, None)
     required = cons.kind in REQUIRED_KINDS or (cons.kind == "person" and cons.explicit_name)
     if span is None and required:
         return _Check(False, f"The documents mention {topic}, but not {_WHAT[cons.kind]}.")
-    return _Check(True, short=span, end=end)
+    return _Check(True, short=span, start=start, end=end)
 
 
 def answer_question(
@@ -249,14 +286,14 @@ def answer_question(
         if not check.ok:
             first_note = first_note or check.note
             continue
-        end = check.end or cand.end
+        start, end = check.start or cand.start, check.end or cand.end
         text = index.doc(cand.doc_id).text
         sa = None
         if check.short is not None:
             s = check.short
             sa = ShortAnswer(text[s.start : s.end], cand.doc_id, s.start, s.end,
                              s.kind, s.value)  # type: ignore[arg-type]
-        return Answer(question, text[cand.start : end], False,
-                      AnswerSpan(cand.doc_id, cand.start, end), citations,
+        return Answer(question, text[start:end], False,
+                      AnswerSpan(cand.doc_id, start, end), citations,
                       float(np.round(cand.score, 4)), short_answer=sa)
     return Answer(question, None, True, None, citations, confidence, note=first_note)

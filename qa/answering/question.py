@@ -17,18 +17,24 @@ from dataclasses import dataclass
 from qa import temporal
 from qa.index import Index
 from qa.retrieval import Query
-from qa.text import content_words, fold
+from qa.text import STOPWORDS, content_words, fold
 
 _WORD = r"[\w’'-]"
 _ASKED = [
     ("date", re.compile(
-        r"\b(?:when|quand|what date|which date|quelle date|en quelle annee|what year|which year|"
+        r"\b(?:when|quand|what (?:\w+ )?date|which date|quelle (?:\w+ )?date|en quelle annee|"
+        r"what year|which year|"
         r"quel jour|what day|since when|depuis quand|a quelle date|depuis quelle annee|"
         r"in what year|on what date|until when|jusqu.a quand)\b|^date\b|\bdate (?:du|de|of)\b")),
     ("quantity", re.compile(
         r"\b(?:how many|how much|combien|what number|quel nombre|quelle quantite|what amount|"
         r"quel montant|how far|quelle distance|what distance|what share|quelle part|"
-        r"what percentage|quel pourcentage|what proportion|quelle proportion)\b|^montant\b")),
+        r"what percentage|quel pourcentage|what proportion|quelle proportion)\b|^montant\b"
+        # a measure asked for: "What maximum altitude…", "Quelle était la puissance…"
+        r"|\b(?:what|which|quel|quelle)\s+(?:\w+\s+){0,2}(?:altitude|height|hauteur|range|"
+        r"portee|distance|speed|vitesse|power|puissance|yield|weight|poids|length|longueur|"
+        r"duration|duree|size|taille|population|superficie|area|price|prix|cost|cout)\b"
+        r"|\ben (?:kilotonnes|kilometres|km|tonnes|dollars|euros|metres)\b")),
     ("place", re.compile(
         r"\b(?:where|in which (?:\w+ )?(?:city|country|region|port|town|province)|"
         r"(?:which|what) (?:city|country|region|port|town|province)|"
@@ -46,7 +52,8 @@ _ASKED = [
 ]
 # A question that explicitly asks for a name needs one, whatever else the sentence holds.
 _EXPLICIT_NAME = re.compile(
-    r"\b(?:comment s.appelle|quel est le nom|what is the name|name of|nom du|nom de|who is|"
+    r"\b(?:comment s.appell?ent|comment s.appelle|quel est le nom|what is the name|name of|"
+    r"nom du|nom de|who is|"
     r"who was|qui est|qui etait|who commanded|who leads|who heads|name)\b")
 # Words that start questions or stand for the asked thing: never a constraint.
 _QUESTION_WORDS = frozenset(fold(w) for w in [
@@ -69,6 +76,51 @@ def asked_kind(question: str) -> str:
     return "other"
 
 
+_YEAR_ASKED = re.compile(
+    r"\b(?:what year|which year|en quelle annee|depuis quelle annee|in what year|"
+    r"quelle annee|de quelle annee)\b")
+_DAY_ASKED = re.compile(
+    r"\b(?:what day|which day|quel jour|what (?:\w+ )?date|which date|quelle (?:\w+ )?date|"
+    r"a quelle date|on what date|date precise|exact date)\b|^date\b|\bdate (?:du|de|of)\b")
+# Money questions need a currency in the answer ("425 millions de dollars"), not any number.
+_MONEY_ASKED = re.compile(
+    r"\b(?:montant|amount|how much money|combien d.argent|how much (?:did|does|will) \w+ cost|"
+    r"cout|coute|cost|budget|somme|sum of)\b")
+# "combien de soldats", "how many containers": the counted noun comes next.
+_COUNTED_FR = re.compile(r"\bcombien\s+(?:de|d['’])\s*([\w-]+)", re.IGNORECASE)
+_COUNTED_EN = re.compile(r"\bhow\s+many\s+((?:[\w-]+\s+){0,3}[\w-]+)", re.IGNORECASE)
+
+
+def counted_word(question: str) -> str | None:
+    """The noun a 'how many' question counts: French puts it first ('combien de soldats
+    nord-coréens'), English last ('how many artillery shells'); names, adjectives of
+    nationality and participles ('people attended') are skipped."""
+    m = _COUNTED_FR.search(question)
+    if m:
+        return m.group(1)
+    m = _COUNTED_EN.search(question)
+    if not m:
+        return None
+    head = None
+    for word in m.group(1).split():
+        if fold(word) in STOPWORDS or word.endswith("ed"):
+            break
+        if word[:1].isupper() or fold(word) in ("other", "more"):
+            continue
+        head = word
+    return head
+
+
+def granularity(question: str) -> str | None:
+    """'year' or 'day' when a date question says which; None for a plain 'when'."""
+    folded = fold(question.strip())
+    if _YEAR_ASKED.search(folded):
+        return "year"
+    if _DAY_ASKED.search(folded):
+        return "day"
+    return None
+
+
 @dataclass(frozen=True)
 class Term:
     """A word of the question and the corpus stems that match it (maybe none)."""
@@ -89,9 +141,12 @@ class QuestionDate:
 class Constraints:
     kind: str
     explicit_name: bool
-    entities: list[Term]  # names, acronyms and numbers of the question
+    entities: list[list[Term]]  # names (adjacent words: one name), acronyms, numbers
     rare: list[Term]  # content words the corpus holds in few chunks
     dates: list[QuestionDate]
+    granularity: str | None = None  # 'year' or 'day' for date questions that say so
+    money: bool = False  # a money amount is asked for
+    counted: Term | None = None  # what a 'how many' question counts
 
 
 # A word found in at most this share of the chunks pins the question down (it is what
@@ -106,8 +161,10 @@ def read_question(index: Index, query: Query, weights: list[float]) -> Constrain
     n = max(index.n_chunks, 1)
     first = re.match(r"\W*(\w+)", question)
     first_word = first.group(1) if first else ""
-    entities: list[Term] = []
+    entities: list[list[Term]] = []
     rare: list[Term] = []
+    terms: dict[str, Term] = {}
+    last_end = -2
     date_spans = temporal.find_dates(question, reference=None)
     for (surface, folded), group, weight in zip(words, query.groups, weights, strict=True):
         if folded in _QUESTION_WORDS or folded in _MONTHS:
@@ -115,22 +172,39 @@ def read_question(index: Index, query: Query, weights: list[float]) -> Constrain
         if any(m.start <= question.find(surface) < m.end for m in date_spans):
             continue
         term = Term(surface, group, weight)
-        is_name = (surface[:1].isupper() and surface != first_word) or (surface.isupper() \
-            and len(surface) > 1)
+        terms[folded] = term
+        is_name = (surface[:1].isupper() and surface != first_word) or (
+            surface.isupper() and len(surface) > 1)
+        at = question.find(surface)
         if surface.isdigit() or is_name:
-            entities.append(term)
+            # "United States", "Kim Jong-un": adjacent capitalised words are one name,
+            # supported when any of its words is.
+            if entities and not surface.isdigit() and 0 <= at - last_end <= 1:
+                entities[-1].append(term)
+            else:
+                entities.append([term])
+            last_end = at + len(surface)
         elif group and max(index.doc_freq(t) for t in group) <= max(1, RARE_SHARE * n):
             rare.append(term)
     dates = []
-    for m in temporal.find_dates(question, reference=dt.date.today()):
-        if m.relative:
-            month = next((temporal._month(w) for w in re.findall(r"[\wéû]+", m.text)
+    for mention in temporal.find_dates(question, reference=dt.date.today()):
+        if mention.relative:
+            month = next((temporal._month(w) for w in re.findall(r"[\wéû]+", mention.text)
                           if w.lower() in temporal._MONTH_NAMES), None)
-            dates.append(QuestionDate(m.text, None, month))
-        elif m.value:
-            dates.append(QuestionDate(m.text, m.value, None))
+            dates.append(QuestionDate(mention.text, None, month))
+        elif mention.value:
+            dates.append(QuestionDate(mention.text, mention.value, None))
     kind = asked_kind(question)
-    return Constraints(kind, bool(_EXPLICIT_NAME.search(fold(question))), entities, rare, dates)
+    counted = None
+    word = counted_word(question) if kind == "quantity" else None
+    if word:
+        counted = terms.get(fold(word))
+    return Constraints(
+        kind, bool(_EXPLICIT_NAME.search(fold(question))), entities, rare, dates,
+        granularity=granularity(question) if kind == "date" else None,
+        money=kind == "quantity" and bool(_MONEY_ASKED.search(fold(question))),
+        counted=counted,
+    )
 
 
 def date_supported(qd: QuestionDate, mentions: list[temporal.DateMention]) -> bool:

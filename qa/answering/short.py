@@ -139,7 +139,7 @@ _ORG_WORDS = frozenset(fold(w) for w in [
     "organisation", "organization", "nations", "union", "service", "services", "cour", "court",
     "assemblee", "parlement", "parliament", "commission", "fondation", "foundation", "bank",
     "banque", "fonds", "fund", "group", "groupe", "corporation", "company", "societe", "armee",
-    "army", "forces", "university", "universite", "kcna", "otan", "nato", "onu", "un", "g7",
+    "army", "forces", "university", "universite", "kcna", "otan", "nato", "onu", "g7",
     "g20", "apec", "asean"
 ])
 _PLACE_BEFORE = re.compile(
@@ -164,6 +164,8 @@ _NOT_NAMES = frozenset(fold(w) for w in [
     "elles", "on", "nous", "vous", "leur", "leurs", "son", "sa", "ses", "the", "a", "an",
     "this", "that", "these", "those", "in", "on", "at", "by", "for", "from", "with", "after",
     "before", "while", "since", "according", "however", "but", "and", "sommaire",
+    "plusieurs", "certains", "certaines", "quelques", "tous", "aucun", "chaque", "several",
+    "some", "many", "all", "both", "each", "il", "cela",
     "affaires", "etat", "etats", "gouvernement", "government", "parti", "party",
 ])
 
