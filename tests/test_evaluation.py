@@ -528,3 +528,12 @@ def test_compare_refuses_another_k_and_damaged_reports(tmp_path: Path) -> None:
         ev.check_comparable(old, k=1, questions_file="a.jsonl")
     assert ev.check_comparable(old, k=10, questions_file="a.jsonl") == []
     assert ev.check_comparable(old, k=10, questions_file="b.jsonl")
+
+
+def test_command_line_options_keep_their_dashes() -> None:
+    """'-a' would otherwise lose its dash and then vanish as the article 'a'."""
+    assert ev.normalize_answer("-a") == "-a"
+    assert ev.normalize_answer("use --recursive, or -R") == "use --recursive or -r"
+    assert ev.answer_contains("List all entries with -a.", ["-a"])
+    assert not ev.answer_contains("List all entries.", ["-a"])
+    assert ev.normalize_answer("nord-coréen") == "nord coreen"  # inner hyphens unchanged

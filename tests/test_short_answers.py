@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from qa.answering import Answer, answer_question, asked_kind
-from qa.answering.short import _quantities
+from qa.answering.question import counted_word, granularity, head_word
+from qa.answering.short import _quantities, headed_name, novel_phrase
 from qa.index import Index
 
 
@@ -47,6 +48,47 @@ def test_asked_kind(question: str, kind: str) -> None:
 def test_quantity_spans_and_values(text: str, span: str, value: object) -> None:
     found = _quantities(text, 0, len(text), [])
     assert [(text[s.start : s.end], s.value) for s in found] == [(span, value)]
+
+
+@pytest.mark.parametrize(
+    ("question", "grain", "counted", "head"),
+    [
+        ("On what day did the Camp David summit open?", "day", None, "day"),
+        ("En quelle année Lavrov s'est-il rendu en Corée du Nord ?", "year", None, "année"),
+        ("When did Putin visit Pyongyang?", None, None, None),
+        ("How many North Korean officers were killed?", None, "officers", None),
+        ("How many artillery shells were delivered?", None, "shells", None),
+        ("How many people attended the summit?", None, "people", None),
+        ("Combien de soldats nord-coréens sont en Russie ?", None, "soldats", None),
+        ("In which Russian region are troops fighting?", None, None, "region"),
+        ("De quel port nord-coréen les missiles sont-ils partis ?", None, None, "port"),
+        ("Which UN Security Council resolution's sanctions?", None, None, "resolution"),
+    ],
+)
+def test_what_the_question_pins_down(question: str, grain: str | None, counted: str | None,
+                                     head: str | None) -> None:
+    assert granularity(question) == grain
+    assert counted_word(question) == counted
+    assert head_word(question) == head
+
+
+def test_novel_phrase_follows_the_question_words() -> None:
+    """'What does the aid package focus on?': the phrase after 'se concentre sur' is new."""
+    text = "Le paquet d’aide se concentre sur la défense anti-aérienne et l’artillerie."
+    wanted = {"paquet", "aid", "concentr"}
+    hits = [text.index("paquet"), text.index("aide"), text.index("concentre")]
+    span = novel_phrase(text, 0, len(text), wanted, hits=hits)
+    assert span is not None and text[span.start : span.end] == \
+        "défense anti-aérienne et l’artillerie"
+    assert novel_phrase(text, 0, len(text), wanted, hits=[]) is None
+
+
+def test_headed_name() -> None:
+    text = "les sanctions de la résolution 1718 et le port de Rason."
+    span = headed_name(text, 0, len(text), frozenset({"resolu"}))
+    assert span is not None and span.value == "résolution 1718"
+    span = headed_name(text, 0, len(text), frozenset({"port"}))
+    assert span is not None and span.value == "port de Rason"
 
 
 def test_no_quantity_in_articles_and_years() -> None:
@@ -121,6 +163,9 @@ def test_answer_continues_into_the_next_sentence(real_index: Index) -> None:
         "Who commanded the North Korean troops in Kursk?",  # the issue's example
         "Comment s'appelle le chef de l'agence spatiale russe ?",  # mentioned, never named
         "How many people attended the APEC summit in Lima?",
+        # the issue's example: the articles give only the month ("réunis en août")
+        "On what day did the Camp David summit open?",
+        "Quel montant en cryptomonnaies la Corée du Nord a-t-elle dérobé en 2023 ?",
     ],
 )
 def test_near_misses_abstain_and_say_what_was_found(real_index: Index, question: str) -> None:

@@ -36,6 +36,7 @@ REQUIRED_KINDS = frozenset({"date", "quantity", "place"})
 # about: "le ministre sud-coréen de la Défense, Shin Won-sik" is adjacent; a name at the
 # other end of a long sentence is someone else.
 NAME_REACH = 30
+NEIGHBOUR_REACH = 40
 
 
 __all__ = ["MAX_K", "MAX_QUESTION_CHARS", "answer_question", "validate_question"]
@@ -118,9 +119,15 @@ def _pick(
                  if fold(w) not in STOPWORDS]
         return sum(w in wanted for w in words) / len(words) if words else 0.0
 
-    # Prefer what the question does not already say ("Rason" over "Corée du Nord" for
-    # "which North Korean port"), then the phrase nearest the question's words.
-    best = min(found, key=lambda s: (repeats(s) > 0, distance(s), s.start))
+    head = cons.head.group if cons.head is not None else frozenset()
+
+    def headed(s: short.Span) -> bool:
+        """Introduced by the asked noun: 'la région de Koursk' for 'which region'."""
+        return bool(head & short.stems_of(text[max(0, s.start - 25) : s.start]))
+
+    # Prefer a phrase the asked noun introduces, then one the question does not already say
+    # ("Rason" over "Corée du Nord" for "which North Korean port"), then the nearest.
+    best = min(found, key=lambda s: (not headed(s), repeats(s) > 0, distance(s), s.start))
     if reach is not None and (not hits or distance(best) > reach):
         return None  # a name far from every word of the question is about something else
     return best
@@ -196,7 +203,14 @@ def _check(
                 return _Check(False, f"The documents mention {topic}, but not in {qd.text}.")
     text = index.doc(cand.doc_id).text
     if cons.kind == "other":
-        return _Check(True)
+        wanted = set().union(*query.groups) if query.groups else set()
+        if cons.head is not None and cons.head.group:
+            named = short.headed_name(text, cand.start, cand.end, cons.head.group)
+            if named is not None:
+                return _Check(True, short=named)
+        phrase = short.novel_phrase(text, cand.start, cand.end, wanted,
+                                    hits=_hits(text, cand.start, cand.end, query))
+        return _Check(True, short=phrase)
     hits = _hits(text, cand.start, cand.end, query)
     reach = NAME_REACH if cons.kind in ("person", "place", "organisation") else None
     found = _fit(short.spans(index, cand.doc_id, cand.start, cand.end, cons.kind), text, cons)
@@ -216,12 +230,17 @@ def _check(
         if o_end <= o_start:
             continue
         found = _fit(short.spans(index, cand.doc_id, o_start, o_end, cons.kind), text, cons)
-        span = _pick(found, _hits(text, o_start, o_end, query), text, query, cons, reach=reach)
+        # In a neighbour, the phrase must stand by the question's words: "Les dirigeants
+        # s'étaient réunis en août…" must not borrow the day of the air exercise before it.
+        span = _pick(found, _hits(text, o_start, o_end, query), text, query, cons,
+                     reach=reach or NEIGHBOUR_REACH)
         if span is not None:
             start, end = (None, o_end) if after else (o_start, None)
     required = cons.kind in REQUIRED_KINDS or (cons.kind == "person" and cons.explicit_name)
     if span is None and required:
-        return _Check(False, f"The documents mention {topic}, but not {_WHAT[cons.kind]}.")
+        what = {"day": "on what day", "year": "in what year"}.get(cons.granularity or "",
+                                                                 _WHAT[cons.kind])
+        return _Check(False, f"The documents mention {topic}, but not {what}.")
     return _Check(True, short=span, start=start, end=end)
 
 

@@ -111,6 +111,31 @@ def counted_word(question: str) -> str | None:
     return head
 
 
+_HEAD_FR = re.compile(r"\b(?:quel|quelle|quels|quelles)\s+([\w-]+)", re.IGNORECASE)
+_HEAD_EN = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,3}[\w'’-]+)", re.IGNORECASE)
+_NOT_HEADS = frozenset(["est", "etait", "sont", "etaient", "sera", "serait", "type", "kind",
+                        "sorte", "genre"])
+
+
+def head_word(question: str) -> str | None:
+    """The noun a 'which X' / 'quel X' question asks about ('region', 'port', 'résolution')."""
+    m = _HEAD_FR.search(question)
+    if m and fold(m.group(1)) not in STOPWORDS and fold(m.group(1)) not in _NOT_HEADS:
+        return m.group(1)
+    m = _HEAD_EN.search(question)
+    if not m:
+        return None
+    head = None
+    for word in m.group(1).split():
+        word = re.sub(r"['’]s$", "", word)
+        if word[:1].isupper():
+            continue  # 'UN Security Council resolution': names qualify the head noun
+        if fold(word) in STOPWORDS or word.endswith("ed"):
+            break
+        head = word
+    return head
+
+
 def granularity(question: str) -> str | None:
     """'year' or 'day' when a date question says which; None for a plain 'when'."""
     folded = fold(question.strip())
@@ -147,6 +172,7 @@ class Constraints:
     granularity: str | None = None  # 'year' or 'day' for date questions that say so
     money: bool = False  # a money amount is asked for
     counted: Term | None = None  # what a 'how many' question counts
+    head: Term | None = None  # the noun of 'which region', 'quel port'
 
 
 # A word found in at most this share of the chunks pins the question down (it is what
@@ -204,6 +230,7 @@ def read_question(index: Index, query: Query, weights: list[float]) -> Constrain
         granularity=granularity(question) if kind == "date" else None,
         money=kind == "quantity" and bool(_MONEY_ASKED.search(fold(question))),
         counted=counted,
+        head=terms.get(fold(head_word(question) or "")),
     )
 
 

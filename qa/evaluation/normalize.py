@@ -18,7 +18,10 @@ _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})([ ,.])(\d{3}(?:\2\d{3})*)(?!\d)(?
 # French elisions (l', d', qu', j', n', s', c', m', t') at the start of a word. "aujourd'hui"
 # keeps its d' because no word boundary precedes it; English "n't" and "'s" are unaffected.
 _ELISION = re.compile(r"\b(?:qu|[ldjnscmt])'(?=\w)")
-_PUNCTUATION = re.compile(r"[^\w\s]|_")
+_PUNCTUATION = re.compile(r"[^\w\s\ue000]|_")
+# Command-line options ("-a", "--recursive") keep their dashes: without them "-a" would be the
+# article "a" and vanish (the man-page question set needs them).
+_OPTION = re.compile(r"(?<![\w-])(-{1,2})(?=[a-z0-9])")
 ARTICLES = frozenset(["le", "la", "les", "un", "une", "des", "du", "de", "the", "a", "an"])
 
 
@@ -33,8 +36,9 @@ def normalize_answer(text: str, *, fold_accents: bool = True) -> str:
     if fold_accents:
         decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
         text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    text = _OPTION.sub(lambda m: "\ue000" * len(m.group(1)), text)
     words = _PUNCTUATION.sub(" ", text).split()
-    return " ".join(w for w in words if w not in ARTICLES)
+    return " ".join(w for w in words if w not in ARTICLES).replace("\ue000", "-")
 
 
 def answer_contains(answer: str, accepted: Sequence[str], *, fold_accents: bool = True) -> bool:
