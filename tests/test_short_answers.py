@@ -199,3 +199,12 @@ def test_cli_prints_short_answer_first(tmp_path: object) -> None:
     assert ">>juin 2024<<" in second
     result = runner.invoke(cli, ["ask", "--json", "When did Putin visit Pyongyang?"])
     assert json.loads(result.output)["short_answer"]["value"] == "2024-06"
+
+
+def test_qualified_head() -> None:
+    from qa.answering.short import qualified_head
+
+    text = "un nouveau missile à combustible solide, capable de frapper"
+    span = qualified_head(text, 0, len(text), frozenset({"combustibl"}))
+    assert span is not None and span.value == "combustible solide"
+    assert qualified_head("le combustible.", 0, 15, frozenset({"combustibl"})) is None

@@ -76,10 +76,14 @@ def _context(index: Index, cand: Candidate) -> tuple[list[int], int]:
 
 
 def _hits(text: str, start: int, end: int, query: Query) -> list[int]:
-    """Offsets of the question's words (through their corpus stems) in text[start:end]."""
+    """Start and end offsets of the question's words (through their corpus stems) in
+    text[start:end]: distances are measured to the nearer edge of a word."""
     wanted = set().union(*query.groups) if query.groups else set()
-    return [start + m.start() for m in re.finditer(r"\w+", text[start:end])
-            if stem(fold(m.group(0))) in wanted]
+    out: list[int] = []
+    for m in re.finditer(r"\w+", text[start:end]):
+        if stem(fold(m.group(0))) in wanted:
+            out += [start + m.start(), start + m.end()]
+    return out
 
 
 def _is_question_own(span: short.Span, text: str, query: Query, cons: Constraints) -> bool:
@@ -204,6 +208,10 @@ def _check(
     text = index.doc(cand.doc_id).text
     if cons.kind == "other":
         wanted = set().union(*query.groups) if query.groups else set()
+        if cons.kind_of and cons.head is not None and cons.head.group:
+            qualified = short.qualified_head(text, cand.start, cand.end, cons.head.group)
+            if qualified is not None:
+                return _Check(True, short=qualified)
         if cons.head is not None and cons.head.group:
             named = short.headed_name(text, cand.start, cand.end, cons.head.group)
             if named is not None:
@@ -237,6 +245,11 @@ def _check(
         if span is not None:
             start, end = (None, o_end) if after else (o_start, None)
     required = cons.kind in REQUIRED_KINDS or (cons.kind == "person" and cons.explicit_name)
+    if span is None and not required:
+        # "Which intelligence service…" answered by "les renseignements sud-coréens": no
+        # name, but still a phrase.
+        wanted = set().union(*query.groups) if query.groups else set()
+        span = short.novel_phrase(text, cand.start, cand.end, wanted, hits=hits)
     if span is None and required:
         what = {"day": "on what day", "year": "in what year"}.get(cons.granularity or "",
                                                                  _WHAT[cons.kind])

@@ -113,12 +113,18 @@ def counted_word(question: str) -> str | None:
 
 _HEAD_FR = re.compile(r"\b(?:quel|quelle|quels|quelles)\s+([\w-]+)", re.IGNORECASE)
 _HEAD_EN = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,3}[\w'’-]+)", re.IGNORECASE)
+_KIND_OF = re.compile(r"\b(?:type|sorte|genre|kind|sort)\s+(?:de|d['’]|of)\s*([\w-]+)",
+                      re.IGNORECASE)
 _NOT_HEADS = frozenset(["est", "etait", "sont", "etaient", "sera", "serait", "type", "kind",
                         "sorte", "genre"])
 
 
 def head_word(question: str) -> str | None:
-    """The noun a 'which X' / 'quel X' question asks about ('region', 'port', 'résolution')."""
+    """The noun a 'which X' / 'quel X' question asks about ('region', 'port', 'résolution');
+    for 'quel type de combustible', 'what kind of fuel': the noun after it."""
+    m = _KIND_OF.search(question)
+    if m:
+        return m.group(1)
     m = _HEAD_FR.search(question)
     if m and fold(m.group(1)) not in STOPWORDS and fold(m.group(1)) not in _NOT_HEADS:
         return m.group(1)
@@ -173,6 +179,7 @@ class Constraints:
     money: bool = False  # a money amount is asked for
     counted: Term | None = None  # what a 'how many' question counts
     head: Term | None = None  # the noun of 'which region', 'quel port'
+    kind_of: bool = False  # 'quel type de combustible': the answer qualifies the head noun
 
 
 # A word found in at most this share of the chunks pins the question down (it is what
@@ -231,6 +238,7 @@ def read_question(index: Index, query: Query, weights: list[float]) -> Constrain
         money=kind == "quantity" and bool(_MONEY_ASKED.search(fold(question))),
         counted=counted,
         head=terms.get(fold(head_word(question) or "")),
+        kind_of=bool(_KIND_OF.search(question)),
     )
 
 

@@ -411,3 +411,26 @@ def headed_name(text: str, start: int, end: int, head: frozenset[str]) -> Span |
             s, e = start + h.start(), start + h.end()
             return Span(s, e, "other", text[s:e])
     return None
+
+
+def qualified_head(text: str, start: int, end: int, head: frozenset[str]) -> Span | None:
+    """'combustible solide' for 'quel type de combustible': the asked noun and the words that
+    qualify it (up to three, within the clause, lower-case)."""
+    part = text[start:end]
+    words = list(_WORDS.finditer(part))
+    for i, m in enumerate(words):
+        if stem(fold(m.group(0))) not in head:
+            continue
+        last = None
+        for w in words[i + 1 : i + 4]:
+            gap = part[(last or m).end() : w.start()]
+            if _CLAUSE_BREAK.search(gap) or not w.group(0)[:1].islower():
+                break
+            last = w
+        while last is not None and fold(last.group(0)) in STOPWORDS:
+            j = words.index(last)
+            last = words[j - 1] if j - 1 > i else None
+        if last is not None:
+            s, e = start + m.start(), start + last.end()
+            return Span(s, e, "other", text[s:e])
+    return None
