@@ -143,6 +143,15 @@ def _month(name: str) -> int:
     return _MONTH_NAMES[name.lower().rstrip(".")]
 
 
+MONTH_WORDS: frozenset[str] = frozenset(_MONTH_NAMES)
+WEEKDAY_WORDS: frozenset[str] = frozenset(_WEEKDAYS)
+
+
+def month_number(word: str) -> int | None:
+    """1-12 for a French or English month name or abbreviation ('Août', 'sept.'), else None."""
+    return _MONTH_NAMES.get(word.lower().rstrip("."))
+
+
 def _valid_day(year: int, month: int, day: int) -> bool:
     return 1 <= day <= calendar.monthrange(year, month)[1]
 

@@ -61,8 +61,8 @@ _QUESTION_WORDS = frozenset(fold(w) for w in [
     "pourquoi", "comment", "quel", "quelle", "quels", "quelles", "combien", "date", "montant",
     "name", "nom", "type", "kind", "sorte"
 ])
-_MONTHS = frozenset(fold(m) for m in temporal._MONTH_NAMES) | frozenset(
-    fold(w) for w in temporal._WEEKDAYS)
+_MONTHS = frozenset(fold(m) for m in temporal.MONTH_WORDS) | frozenset(
+    fold(w) for w in temporal.WEEKDAY_WORDS)
 
 
 def asked_kind(question: str) -> str:
@@ -222,8 +222,8 @@ def read_question(index: Index, query: Query, weights: list[float]) -> Constrain
     dates = []
     for mention in temporal.find_dates(question, reference=dt.date.today()):
         if mention.relative:
-            month = next((temporal._month(w) for w in re.findall(r"[\wéû]+", mention.text)
-                          if w.lower() in temporal._MONTH_NAMES), None)
+            month = next((num for w in re.findall(r"[\wéû]+", mention.text)
+                          if (num := temporal.month_number(w)) is not None), None)
             dates.append(QuestionDate(mention.text, None, month))
         elif mention.value:
             dates.append(QuestionDate(mention.text, mention.value, None))
@@ -250,7 +250,7 @@ def date_supported(qd: QuestionDate, mentions: list[temporal.DateMention]) -> bo
         if qd.month and m.value and len(m.value) >= 7 and int(m.value[5:7]) == qd.month:
             return True
         if qd.month and m.value is None and any(
-            temporal._MONTH_NAMES.get(w.lower()) == qd.month for w in re.findall(r"\w+", m.text)
+            temporal.month_number(w) == qd.month for w in re.findall(r"\w+", m.text)
         ):
             return True
     return False

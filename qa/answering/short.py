@@ -126,7 +126,7 @@ def _quantities(text: str, start: int, end: int, exclude: Sequence[tuple[int, in
     return out
 
 
-_MONTHS_FOLDED = frozenset(fold(m) for m in temporal._MONTH_NAMES)
+_MONTHS_FOLDED = frozenset(fold(m) for m in temporal.MONTH_WORDS)
 
 # ------------------------------------------------------------------------------------ names
 
