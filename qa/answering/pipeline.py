@@ -315,7 +315,9 @@ def answer_question(
     # only the asked kind was missing (utility 0.74/0.69 -> 0.72/0.62: near-misses get
     # answered from a sentence about something else); requiring the noun of "which X" in the
     # sentence or its neighbours (false abstention 0.05/0.08 -> 0.13/0.11: "think tank"
-    # finds no French word).
+    # finds no French word); requiring the question's rare words in the sentence or its
+    # neighbours for person questions (false abstention 0.05/0.08 -> 0.10/0.13: English words
+    # translate to French words the sentence does not use).
     for cand in ranked[: params.alternatives]:
         if cand.score < params.threshold:
             break
