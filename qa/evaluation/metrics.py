@@ -22,9 +22,11 @@ Definitions (each computed overall and per language):
 * evidence hit: the answer span overlaps an evidence span.
 * false abstention: share of answerable questions on which qa abstained; correct abstention:
   share of unanswerable questions on which it abstained.
-* short answer: `short_answer.text` of the result. short hit: it holds an accepted answer
-  (as accuracy does for the sentence); short exact match: normalised, it equals one; short F1:
-  token F1 of the short answer (all three 0 when there is no short answer or qa abstained).
+* short answer: `short_answer.text` of the result, or its normalised `value` (the year of a
+  year question, the number of a quantity). short hit: either holds an accepted answer (as
+  accuracy does for the sentence); short exact match: normalised, either equals one; short
+  F1: the better token F1 of the two (all three 0 when there is no short answer or qa
+  abstained).
 * date accuracy: over questions with a `resolved_date`, the short answer's value equals it.
 * abstention is also split: off-topic (unanswerable, not `near_miss`) and near-miss.
 * passed (all questions): share of questions answered right or rightly abstained on; utility:
@@ -179,13 +181,20 @@ def score_result(
     short_value = sa.get("value") if isinstance(sa, dict) else None
     short_hit = short_exact = short_f1 = date_correct = None
     if not question.unanswerable:
-        short_hit = short_text is not None and answer_contains(
-            short_text, question.answers, fold_accents=fold_accents)
-        short_exact = short_text is not None and any(
-            normalize_answer(short_text, fold_accents=fold_accents)
-            == normalize_answer(a, fold_accents=fold_accents) for a in question.answers)
-        short_f1 = round(token_f1(short_text, question.answers, fold_accents=fold_accents), 4) \
-            if short_text is not None else 0.0
+        # The short answer is its text and its normalised value: "août" with value "2023"
+        # answers "En quelle année…?", "3 000 soldats" with 3000 answers "3000".
+        forms = [short_text] if short_text is not None else []
+        if isinstance(short_value, str | int | float) and not isinstance(short_value, bool) \
+                and str(short_value) != short_text:
+            forms.append(str(short_value))
+        short_hit = any(answer_contains(f, question.answers, fold_accents=fold_accents)
+                        for f in forms)
+        short_exact = any(
+            normalize_answer(f, fold_accents=fold_accents)
+            == normalize_answer(a, fold_accents=fold_accents)
+            for f in forms for a in question.answers)
+        short_f1 = round(max((token_f1(f, question.answers, fold_accents=fold_accents)
+                              for f in forms), default=0.0), 4)
         if question.resolved_date is not None:
             date_correct = short_value == question.resolved_date
     note = result.get("note")
