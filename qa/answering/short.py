@@ -309,23 +309,6 @@ def names(index: Index, doc_id: str, start: int, end: int) -> list[Span]:
     return _names(index.doc(doc_id).text, start, end, [(m.start, m.end) for m in dates])
 
 
-_TERMS_CACHE: dict[tuple[str, str], frozenset[str]] = {}
-
-
-def document_terms(index: Index, doc_id: str) -> frozenset[str]:
-    """Every lexical term of a document (cached by content)."""
-    from qa.text import tokens
-
-    key = (doc_id, str(index.doc_meta(doc_id).get("sha256")))
-    found = _TERMS_CACHE.get(key)
-    if found is None:
-        found = frozenset(tokens(index.doc(doc_id).text))
-        if len(_TERMS_CACHE) > 4096:
-            _TERMS_CACHE.clear()
-        _TERMS_CACHE[key] = found
-    return found
-
-
 def stems_of(text: str) -> set[str]:
     return {stem(fold(w)) for w in re.findall(r"\w+", text)}
 
