@@ -111,8 +111,11 @@ def counted_word(question: str) -> str | None:
     return head
 
 
-_HEAD_FR = re.compile(r"\b(?:quel|quelle|quels|quelles)\s+([\w-]+)", re.IGNORECASE)
-_HEAD_EN = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,3}[\w'’-]+)", re.IGNORECASE)
+_HEAD_FR = re.compile(
+    r"\b(?:quel|quelle|quels|quelles|qui est|qui etait|qui était|qui sont)\s+"
+    r"(?:(?:le|la|les|l['’])\s*)?([\w-]+)", re.IGNORECASE)
+_HEAD_EN = re.compile(r"\b(?:which|what|who is the|who was the)\s+((?:[\w'’-]+\s+){0,3}[\w'’-]+)",
+                      re.IGNORECASE)
 _KIND_OF = re.compile(r"\b(?:type|sorte|genre|kind|sort)\s+(?:de|d['’]|of)\s*([\w-]+)",
                       re.IGNORECASE)
 _NOT_HEADS = frozenset(["est", "etait", "sont", "etaient", "sera", "serait", "type", "kind",
@@ -132,14 +135,45 @@ def head_word(question: str) -> str | None:
     if not m:
         return None
     head = None
-    for word in m.group(1).split():
-        word = re.sub(r"['’]s$", "", word)
+    words = m.group(1).split()
+    for i, raw in enumerate(words):
+        word = re.sub(r"['’]s$", "", raw)
         if word[:1].isupper():
             continue  # 'UN Security Council resolution': names qualify the head noun
         if fold(word) in STOPWORDS or word.endswith("ed"):
             break
+        if head is not None and i + 1 < len(words) and words[i + 1][:1].isupper():
+            break  # 'Which Russian minister met Kim': a verb before its object
         head = word
+        if word != raw:
+            break  # "which resolution's sanctions": the possessive is the asked noun
     return head
+
+
+def qualifier_words(question: str) -> list[str]:
+    """Folded content words that qualify the asked noun: the three after it in French
+    ('ministre chinois des Affaires étrangères'), the three before it in English ('Which
+    Russian defence minister')."""
+    head = head_word(question)
+    if head is None:
+        return []
+    words = re.findall(r"[\w-]+", question)
+    folded = [fold(w) for w in words]
+    try:
+        i = folded.index(fold(head))
+    except ValueError:
+        return []
+    french = bool(_HEAD_FR.search(question)) and not _KIND_OF.search(question)
+    span = words[i + 1 : i + 6] if french else words[max(0, i - 3) : i]
+    out = []
+    for w in span:
+        f = fold(w)
+        if f in STOPWORDS or f in _QUESTION_WORDS:
+            if french and f not in ("de", "des", "du", "d", "la", "l"):
+                break
+            continue
+        out.append(f)
+    return out[:3]
 
 
 def granularity(question: str) -> str | None:
@@ -179,6 +213,7 @@ class Constraints:
     money: bool = False  # a money amount is asked for
     counted: Term | None = None  # what a 'how many' question counts
     head: Term | None = None  # the noun of 'which region', 'quel port'
+    qualifiers: tuple[Term, ...] = ()  # words around the head: 'chinois', 'Affaires étrangères'
     kind_of: bool = False  # 'quel type de combustible': the answer qualifies the head noun
 
 
@@ -238,6 +273,7 @@ def read_question(index: Index, query: Query, weights: list[float]) -> Constrain
         money=kind == "quantity" and bool(_MONEY_ASKED.search(fold(question))),
         counted=counted,
         head=terms.get(fold(head_word(question) or "")),
+        qualifiers=tuple(terms[w] for w in qualifier_words(question) if w in terms),
         kind_of=bool(_KIND_OF.search(question)),
     )
 
