@@ -40,6 +40,7 @@ NAME_REACH = 30
 # "port russe"). Measured on both tuning sets: person and place catch two near-misses at no
 # cost; organisations lose a short answer; dates and quantities add a false abstention.
 QUALIFIED_KINDS = frozenset({"person", "place"})
+# How far (characters) from the question's words a phrase in a neighbouring sentence may be.
 NEIGHBOUR_REACH = 40
 
 
@@ -67,7 +68,7 @@ def validate_question(question: str, k: int) -> str:
 class _Check:
     ok: bool
     note: str | None = None
-    short: short.Span | None = None
+    phrase: short.Span | None = None  # the short answer
     start: int | None = None  # answer start when it begins in the previous sentence
     end: int | None = None  # answer end when it continues into the next sentence
 
@@ -213,14 +214,14 @@ def _check(
         if cons.kind_of and cons.head is not None and cons.head.group:
             qualified = short.qualified_head(text, cand.start, cand.end, cons.head.group)
             if qualified is not None:
-                return _Check(True, short=qualified)
+                return _Check(True, phrase=qualified)
         if cons.head is not None and cons.head.group:
             named = short.headed_name(text, cand.start, cand.end, cons.head.group)
             if named is not None:
-                return _Check(True, short=named)
+                return _Check(True, phrase=named)
         phrase = short.novel_phrase(text, cand.start, cand.end, wanted,
                                     hits=_hits(text, cand.start, cand.end, query))
-        return _Check(True, short=phrase)
+        return _Check(True, phrase=phrase)
     hits = _hits(text, cand.start, cand.end, query)
     reach = NAME_REACH if cons.kind in ("person", "place", "organisation") else None
     found = _fit(short.spans(index, cand.doc_id, cand.start, cand.end, cons.kind), text, cons)
@@ -258,7 +259,7 @@ def _check(
         what = {"day": "on what day", "year": "in what year"}.get(cons.granularity or "",
                                                                  _WHAT[cons.kind])
         return _Check(False, f"The documents mention {topic}, but not {what}.")
-    return _Check(True, short=span, start=start, end=end)
+    return _Check(True, phrase=span, start=start, end=end)
 
 
 def answer_question(
@@ -332,8 +333,8 @@ def answer_question(
         start, end = check.start or cand.start, check.end or cand.end
         text = index.doc(cand.doc_id).text
         sa = None
-        if check.short is not None:
-            s = check.short
+        if check.phrase is not None:
+            s = check.phrase
             sa = ShortAnswer(text[s.start : s.end], cand.doc_id, s.start, s.end,
                              s.kind, s.value)  # type: ignore[arg-type]
         return Answer(question, text[start:end], False,
