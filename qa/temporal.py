@@ -201,9 +201,16 @@ def _month_without_year(
     return f"{year:04d}-{month:02d}"
 
 
+def impossible_dates(text: str) -> list[str]:
+    """Date expressions of the text that name no day ("30 février 2024", "31/04/2024")."""
+    bad: list[str] = []
+    find_dates(text, invalid=bad)
+    return bad
+
+
 def find_dates(
     text: str, *, reference: dt.date | None = None, today: dt.date | None = None,
-    after: dt.date | None = None,
+    after: dt.date | None = None, invalid: list[str] | None = None,
 ) -> list[DateMention]:
     """Every date expression in text, in order, with offsets into text and resolved values.
 
@@ -239,6 +246,8 @@ def find_dates(
                     value = dt.date(int(year), month, day).isoformat()
                 else:
                     if not _valid_day(2024, month, day):  # 29 February exists in leap years
+                        if invalid is not None:
+                            invalid.append(text[start:end])
                         continue
                     relative = True
                     value = _day_without_year(
@@ -273,6 +282,8 @@ def find_dates(
             elif g["year"]:
                 value = g["year"]
         except ValueError:  # 30 février 2024, 31/02/2024: not a date
+            if invalid is not None:
+                invalid.append(text[start:end])
             continue
         out.append(DateMention(start, end, text[start:end], value, relative))
     return out

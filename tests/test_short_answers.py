@@ -195,6 +195,12 @@ def test_near_misses_abstain_and_say_what_was_found(real_index: Index, question:
 
 
 @pytest.mark.slow
+def test_an_impossible_date_is_an_honest_abstention(real_index: Index) -> None:
+    a = answer_question(real_index, "Que s'est-il passé le 30 février 2024 ?")
+    assert a.abstained and a.note is not None and "30 février 2024" in a.note
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "question",
     ["Que s'est-il passé le 30 février 2024 ?", "What happened in 3024?", "2024", "le la les ?",

@@ -97,3 +97,12 @@ def test_month_only_text_gives_a_lower_bound() -> None:
     assert ref is not None and ref.lower_bound and ref.inferred
     found = temporal.find_dates(text, after=ref.date)
     assert [m.value for m in found] == ["2023-05", "2023-10-18", "2023-08"]
+
+
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [("le 30 février 2024", ["30 février 2024"]), ("on 31 April", ["31 April"]),
+     ("le 31/02/2024", ["31/02/2024"]), ("le 29 février 2024", []), ("le 18 mars", [])],
+)
+def test_impossible_dates(text: str, bad: list[str]) -> None:
+    assert temporal.impossible_dates(text) == bad

@@ -174,10 +174,16 @@ def _qualified(span: short.Span, text: str, cons: Constraints) -> bool:
     return all(not t.group or t.group & around for t in cons.qualifiers)
 
 
+def _note(topic: str, missing: str) -> str:
+    if topic:
+        return f"The documents mention {topic}, but not {missing}."
+    return f"The documents do not say {missing}."
+
+
 def _topic(cons: Constraints, ctx_terms: set[str]) -> str:
     seen = [t.surface for t in [*(t for unit in cons.entities for t in unit), *cons.rare]
             if t.group & ctx_terms]
-    return ", ".join(dict.fromkeys(seen)) if seen else "related matters"
+    return ", ".join(dict.fromkeys(seen))
 
 
 _WHAT = {"date": "when", "quantity": "how many or how much", "place": "where",
@@ -207,7 +213,8 @@ def _check(
             in_doc = ref is not None and qd.value is not None and len(qd.value) == 4 and \
                 temporal.overlaps(qd.value, ref.value)
             if not (date_supported(qd, mentions) or in_doc):
-                return _Check(False, f"The documents mention {topic}, but not in {qd.text}.")
+                return _Check(False, _note(topic, f"in {qd.text}") if topic else
+                              f"The documents say nothing dated {qd.text}.")
     text = index.doc(cand.doc_id).text
     if cons.kind == "other":
         wanted = set().union(*query.groups) if query.groups else set()
@@ -258,7 +265,7 @@ def _check(
     if span is None and required:
         what = {"day": "on what day", "year": "in what year"}.get(cons.granularity or "",
                                                                  _WHAT[cons.kind])
-        return _Check(False, f"The documents mention {topic}, but not {what}.")
+        return _Check(False, _note(topic, what))
     return _Check(True, phrase=span, start=start, end=end)
 
 
@@ -276,6 +283,7 @@ def answer_question(
     """Answer a question from the index: best sentence and its passages, or abstain."""
     question = validate_question(question, k)
     filters = make_filters(index, doc_ids=doc_ids, date_from=date_from, date_to=date_to)
+    bad_dates = temporal.impossible_dates(question)
     query = prepare(index, question)
     passages = retrieve(
         index, query, k=max(k, params.pool), mode=mode, filters=filters,
@@ -311,6 +319,9 @@ def answer_question(
 
     best = best_by_passage.get(order[0]) if order else None
     confidence = float(np.round(best.score, 4)) if best else 0.0
+    if bad_dates:  # "le 30 février": no passage can be about a day that does not exist
+        return Answer(question, None, True, None, citations, confidence,
+                      note=f"{bad_dates[0]!r} is not a date, so nothing can answer it.")
     if best is None or confidence < params.threshold:
         return Answer(question, None, True, None, citations, confidence,
                       note="No passage of these documents is close enough to the question.")
