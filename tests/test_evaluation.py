@@ -359,7 +359,10 @@ def test_shipped_question_set_is_valid() -> None:
 
     docs = {d.doc_id: d.text for d in read_corpus(ROOT / "corpus").documents}
     qs = ev.locate_evidence(ev.read_questions(ROOT / "eval" / "questions.jsonl"), docs)
-    assert len(qs) == 94 and len({q.id for q in qs}) == 94
+    assert len(qs) == 102 and len({q.id for q in qs}) == 102
+    near = [q for q in qs if q.near_miss]
+    assert len(near) == 14 and all(q.unanswerable for q in near)
+    assert sum(q.resolved_date is not None for q in qs) == 15
 
 
 # ---------------------------------------------------------------------------- service client
