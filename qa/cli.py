@@ -217,15 +217,25 @@ def format_answer(result: dict[str, Any], *, color: bool) -> str:
     """Readable rendering of an answer: the answer, then numbered citations."""
     lines = []
     span = result["answer_span"]
+    short = result.get("short_answer")
     if result["abstained"]:
         lines.append("Not found in these documents "
-                     f"(confidence {result['confidence']:.2f} is below the threshold).")
+                     f"(confidence {result['confidence']:.2f}).")
+        if result.get("note"):
+            lines.append(result["note"])
         if result["citations"]:
             lines.append("Closest passages, which do not answer it:")
     else:
+        sentence = result["answer"]
+        if short:
+            value = short["value"]
+            shown = f" ({value})" if value is not None and str(value) != short["text"] else ""
+            lines.append(f"{short['text']}{shown}  [{short['kind']}]")
+            sentence = _highlight(sentence, short["start"] - span["start"],
+                                  short["end"] - span["start"], color)
         # On one line: a sentence wrapped in its source (PDF lines) reads as one. `--json`
         # keeps the exact text.
-        lines.append(" ".join(result["answer"].split()))
+        lines.append(" ".join(sentence.split()))
         lines.append(f"  — {span['doc_id']}{_page(span)}, characters {span['start']}–{span['end']}"
                      f" (confidence {result['confidence']:.2f})")
     for c in result["citations"]:

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-RESULT_FIELDS = ["question", "answer", "abstained", "answer_span", "citations", "confidence"]
+RESULT_FIELDS = ["question", "answer", "abstained", "answer_span", "citations", "confidence",
+                 "short_answer", "note"]
 # POST /ask adds the index generation that answered, for GET /documents/{id}?generation=...
 API_RESULT_FIELDS = [*RESULT_FIELDS, "generation"]
 CITATION_FIELDS = ["rank", "doc_id", "start", "end", "text", "score", "page"]
@@ -49,6 +50,11 @@ def assert_contract(result: dict[str, Any], question: str, k: int,
     span = result["answer_span"]
     assert set(span) == {"doc_id", "start", "end", "page"}
     assert text(span["doc_id"])[span["start"] : span["end"]] == result["answer"]
+    short = result["short_answer"]
+    if short is not None:
+        assert short["doc_id"] == span["doc_id"]
+        assert span["start"] <= short["start"] < short["end"] <= span["end"]
+        assert text(short["doc_id"])[short["start"] : short["end"]] == short["text"]
     assert any(
         c["doc_id"] == span["doc_id"] and c["start"] <= span["start"] and span["end"] <= c["end"]
         for c in citations

@@ -50,7 +50,7 @@ def test_ask_json_is_the_result_object(workdir: Path) -> None:
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert set(result) == {"question", "answer", "abstained", "answer_span", "citations",
-                           "confidence", "generation"}
+                           "confidence", "short_answer", "note", "generation"}
     assert "près de trois millions d’obus" in result["answer"]
     span = result["answer_span"]
     text = (workdir / "corpus" / span["doc_id"]).read_text(encoding="utf-8")

@@ -359,7 +359,10 @@ def test_shipped_question_set_is_valid() -> None:
 
     docs = {d.doc_id: d.text for d in read_corpus(ROOT / "corpus").documents}
     qs = ev.locate_evidence(ev.read_questions(ROOT / "eval" / "questions.jsonl"), docs)
-    assert len(qs) == 94 and len({q.id for q in qs}) == 94
+    assert len(qs) == 102 and len({q.id for q in qs}) == 102
+    near = [q for q in qs if q.near_miss]
+    assert len(near) == 14 and all(q.unanswerable for q in near)
+    assert sum(q.resolved_date is not None for q in qs) == 15
 
 
 # ---------------------------------------------------------------------------- service client
@@ -528,3 +531,76 @@ def test_compare_refuses_another_k_and_damaged_reports(tmp_path: Path) -> None:
         ev.check_comparable(old, k=1, questions_file="a.jsonl")
     assert ev.check_comparable(old, k=10, questions_file="a.jsonl") == []
     assert ev.check_comparable(old, k=10, questions_file="b.jsonl")
+
+
+def test_command_line_options_keep_their_dashes() -> None:
+    """'-a' would otherwise lose its dash and then vanish as the article 'a'."""
+    assert ev.normalize_answer("-a") == "-a"
+    assert ev.normalize_answer("use --recursive, or -R") == "use --recursive or -r"
+    assert ev.answer_contains("List all entries with -a.", ["-a"])
+    assert not ev.answer_contains("List all entries.", ["-a"])
+    assert ev.normalize_answer("nord-coréen") == "nord coreen"  # inner hyphens unchanged
+
+
+def test_short_answer_date_and_near_miss_metrics_worked_example() -> None:
+    """Three answerable questions, one near-miss and one off-topic question:
+
+    y1 'En quelle année ?' (answers ['2023'], resolved_date 2023): short 'août', value
+       '2023' -> holds (through its value), exact, date right;
+    y2 answers ['3 000 soldats']: short '3 000 soldats nord-coréens' -> holds, not exact;
+       token F1: [3000 soldats nord coreens] vs [3000 soldats], P = 1/2, R = 1 -> 2/3 (its
+       value '3000': P = 1, R = 1/2, also 2/3); no resolved_date;
+    y3 answers ['18 mars'], resolved_date 2024-03-18: short '18 mars' with value 2023-03-18
+       -> holds and exact, but the date is wrong;
+    n1 near-miss, answered (wrong); o1 off-topic, abstained (right).
+    short hit 3/3, exact 2/3, F1 (1 + 2/3 + 1)/3, date accuracy 1/2, near-miss 0/1,
+    off-topic 1/1; passed 4/5 (three answers contain theirs), utility (1+1+1-1+1)/5 = 0.6.
+    """
+    lines = [
+        {"id": "y1", "question": "y1?", "answers": ["2023"], "resolved_date": "2023",
+         "evidence": ["EVIDENCE-A"]},
+        {"id": "y2", "question": "y2?", "answers": ["3 000 soldats"],
+         "evidence": ["EVIDENCE-A"]},
+        {"id": "y3", "question": "y3?", "answers": ["18 mars"], "resolved_date": "2024-03-18",
+         "evidence": ["EVIDENCE-A"]},
+        {"id": "n1", "question": "n1?", "unanswerable": True, "near_miss": True},
+        {"id": "o1", "question": "o1?", "unanswerable": True},
+    ]
+    qs = ev.locate_evidence(ev.parse_questions("\n".join(json.dumps(x) for x in lines)), DOCS)
+    hit = _cite("a.txt", 95, 140)
+
+    def result(answer: str | None, short: tuple[str, Any] | None) -> dict[str, Any]:
+        r = _answer(answer, ("a.txt", 100, 110) if answer else None, [hit])
+        r["short_answer"] = None if short is None else {
+            "text": short[0], "doc_id": "a.txt", "start": 100, "end": 104, "kind": "date",
+            "value": short[1]}
+        return r
+
+    canned = {
+        "y1?": result("en août 2023", ("août", "2023")),
+        "y2?": result("3 000 soldats nord-coréens", ("3 000 soldats nord-coréens", 3000)),
+        "y3?": result("le 18 mars", ("18 mars", "2023-03-18")),
+        "n1?": result("something", None),
+        "o1?": result(None, None),
+    }
+    results = ev.run_eval(qs, lambda q, k: canned[q], k=10)
+    s = ev.make_report(results, k=10, config={})["summary"]["overall"]
+    assert s["short_hit"] == 1.0
+    assert s["short_exact"] == pytest.approx(2 / 3, abs=1e-4)
+    assert s["short_f1"] == pytest.approx((1 + 2 / 3 + 1) / 3, abs=1e-4)
+    assert s["date_accuracy"] == 0.5
+    assert s["abstention_near_miss"] == 0.0 and s["abstention_off_topic"] == 1.0
+    assert s["overall_accuracy"] == pytest.approx(0.8) and s["utility"] == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [({"near_miss": True}, "unanswerable questions only"),
+     ({"resolved_date": "2024-02-30"}, "resolved_date"),
+     ({"resolved_date": 2024}, "resolved_date")],
+)
+def test_new_question_fields_are_checked(extra: dict[str, Any], problem: str) -> None:
+    line = json.dumps({"id": "z", "question": "z?", "answers": ["a b"],
+                       "evidence": ["EVIDENCE-A"], **extra})
+    with pytest.raises(QuestionSetError, match=problem):
+        ev.parse_questions(line)

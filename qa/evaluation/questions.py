@@ -1,0 +1,226 @@
+"""Question files: parse, check, and locate evidence in the corpus."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from qa.answering import MAX_QUESTION_CHARS
+from qa.errors import QuestionSetError
+from qa.evaluation.normalize import _APOSTROPHES, normalize_answer
+from qa.temporal import parse_iso
+
+UNKNOWN_LANG = "und"  # BCP 47 "undetermined", for questions without a lang
+
+
+@dataclass(frozen=True)
+class EvidenceSpan:
+    doc_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An evidence item of the question file and, once located, every place it occurs."""
+
+    text: str
+    doc_id: str | None = None
+    spans: tuple[EvidenceSpan, ...] = ()
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    lang: str
+    answers: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    unanswerable: bool
+    line: int
+    near_miss: bool = False  # unanswerable, but about what the documents discuss
+    resolved_date: str | None = None  # ISO value the short answer's date must have
+
+
+def _problems_error(source: str, problems: list[str]) -> QuestionSetError:
+    shown = "; ".join(problems[:5])
+    more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+    count = "" if len(problems) == 1 else f"{len(problems)} problems: "
+    return QuestionSetError(f"{source}: {count}{shown}{more}")
+
+
+def _parse_evidence(value: Any) -> tuple[list[Evidence], str | None]:
+    if not isinstance(value, list):
+        return [], "'evidence' must be a list"
+    items = []
+    for i, item in enumerate(value, start=1):
+        if isinstance(item, str) and item:
+            items.append(Evidence(item))
+        elif (
+            isinstance(item, dict)
+            and isinstance(item.get("text"), str) and item["text"]
+            and isinstance(item.get("doc_id"), str) and item["doc_id"]
+        ):
+            items.append(Evidence(item["text"], item["doc_id"]))
+        else:
+            return [], (f"evidence item {i} must be a non-empty string or an object "
+                        '{"doc_id": "...", "text": "..."}')
+    return items, None
+
+
+def _parse_question(obj: Any, line: int) -> tuple[Question | None, str | None]:
+    """The question of one JSONL line, or (None, what is wrong with it)."""
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    qid = obj.get("id")
+    if not isinstance(qid, str) or not qid.strip():
+        return None, "missing or empty 'id' (a string)"
+    text = obj.get("question")
+    if not isinstance(text, str) or not text.strip():
+        return None, "missing or empty 'question' (a string)"
+    if len(text) > MAX_QUESTION_CHARS:
+        return None, f"'question' is longer than {MAX_QUESTION_CHARS} characters"
+    lang = obj.get("lang")
+    if lang is not None and (not isinstance(lang, str) or not lang.strip()):
+        return None, "'lang' must be a language code such as \"fr\""
+    unanswerable = obj.get("unanswerable", False)
+    if not isinstance(unanswerable, bool):
+        return None, "'unanswerable' must be true or false"
+    near_miss = obj.get("near_miss", False)
+    if not isinstance(near_miss, bool):
+        return None, "'near_miss' must be true or false"
+    if near_miss and not unanswerable:
+        return None, "'near_miss' applies to unanswerable questions only"
+    resolved = obj.get("resolved_date")
+    if resolved is not None and (not isinstance(resolved, str) or parse_iso(resolved) is None):
+        return None, "'resolved_date' must be an ISO date YYYY, YYYY-MM or YYYY-MM-DD"
+    if resolved is not None and unanswerable:
+        return None, "an unanswerable question cannot have a 'resolved_date'"
+    answers = obj.get("answers", [])
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        return None, "'answers' must be a list of strings"
+    evidence, problem = _parse_evidence(obj.get("evidence", []))
+    if problem:
+        return None, problem
+    if unanswerable:
+        if evidence:
+            return None, "an unanswerable question cannot have evidence"
+    else:
+        if "answers" not in obj or not answers:
+            return None, "an answerable question needs 'answers' (accepted answer strings)"
+        if any(not normalize_answer(a) for a in answers):
+            return None, "an accepted answer is empty once normalised (only articles/punctuation)"
+        if not evidence:
+            return None, "an answerable question needs 'evidence' (or set \"unanswerable\": true)"
+    return Question(
+        id=qid, question=text, lang=(lang or UNKNOWN_LANG).strip(), answers=tuple(answers),
+        evidence=tuple(evidence), unanswerable=unanswerable, line=line, near_miss=near_miss,
+        resolved_date=resolved,
+    ), None
+
+
+def parse_questions(text: str, *, source: str = "questions") -> list[Question]:
+    """Parse and check a JSONL question set; QuestionSetError names every bad line and id."""
+    questions: list[Question] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    # Split on newlines only: str.splitlines() also splits on U+2028 and U+0085, which JSON
+    # strings may hold raw (json.dumps(..., ensure_ascii=False) writes them).
+    for line_no, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            problems.append(f"line {line_no}: not valid JSON ({exc})")
+            continue
+        question, problem = _parse_question(obj, line_no)
+        if question is None:
+            qid = obj.get("id") if isinstance(obj, dict) else None
+            label = f" ({qid})" if isinstance(qid, str) and qid else ""
+            problems.append(f"line {line_no}{label}: {problem}")
+            continue
+        if question.id in seen:
+            problems.append(f"line {line_no} ({question.id}): duplicate id, "
+                            f"first used on line {seen[question.id]}")
+            continue
+        seen[question.id] = line_no
+        questions.append(question)
+    if not questions and not problems:
+        problems.append("no questions in the file")
+    if problems:
+        raise _problems_error(source, problems)
+    return questions
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Read and check a JSONL question file (structure only; see `locate_evidence`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise QuestionSetError(f"question file not found: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QuestionSetError(f"cannot read question file {path}: {exc}") from exc
+    return parse_questions(text, source=str(path))
+
+
+def _occurrences(text: str, needle: str) -> list[int]:
+    starts, i = [], text.find(needle)
+    while i >= 0:
+        starts.append(i)
+        i = text.find(needle, i + 1)
+    return starts
+
+
+def _loose(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
+    return re.sub(r"\s+", " ", text).casefold()
+
+
+def locate_evidence(
+    questions: Sequence[Question], documents: Mapping[str, str], *, source: str = "questions"
+) -> list[Question]:
+    """The questions with every evidence item located in the documents (doc_id -> exact text).
+
+    Raises QuestionSetError, naming line and id, for evidence found nowhere (or not in its doc_id).
+    """
+    problems: list[str] = []
+    located: list[Question] = []
+    loose_docs: dict[str, str] = {}
+    for q in questions:
+        items = []
+        for ev in q.evidence:
+            if ev.doc_id is not None and ev.doc_id not in documents:
+                problems.append(f"line {q.line} ({q.id}): evidence names doc_id {ev.doc_id!r}, "
+                                "which is not in the corpus")
+                continue
+            doc_ids = [ev.doc_id] if ev.doc_id is not None else sorted(documents)
+            spans = tuple(
+                EvidenceSpan(d, s, s + len(ev.text))
+                for d in doc_ids for s in _occurrences(documents[d], ev.text)
+            )
+            if not spans:
+                where = f"document {ev.doc_id!r}" if ev.doc_id else "any document"
+                short = ev.text if len(ev.text) <= 60 else ev.text[:57] + "..."
+                hint = ""
+                for d in doc_ids:
+                    if d not in loose_docs:
+                        loose_docs[d] = _loose(documents[d])
+                    if _loose(ev.text) in loose_docs[d]:
+                        hint = (f" (it occurs in {d!r} with other spaces, apostrophes or case: "
+                                "copy it exactly)")
+                        break
+                problems.append(f"line {q.line} ({q.id}): evidence {short!r} is not in {where}"
+                                + hint)
+                continue
+            items.append(replace(ev, spans=spans))
+        located.append(replace(q, evidence=tuple(items)))
+    if problems:
+        raise _problems_error(source, problems)
+    return located
