@@ -273,10 +273,17 @@ def dates_in(index: Index, doc_id: str, start: int, end: int) -> list[temporal.D
 
 
 _CORPUS_PLACES: dict[tuple[int, object], frozenset[str]] = {}
+# Reading every document for its place names costs one pass over the corpus on the first
+# question: fine for a few hundred articles, minutes for an archive. Above this many documents
+# only the answering document's own places are used (the rest would need an index-time list).
+CORPUS_PLACES_MAX_DOCS = 1_000
 
 
 def corpus_places(index: Index) -> frozenset[str]:
-    """Names any document of the index puts after a locative (cached per index generation)."""
+    """Names any document of the index puts after a locative (cached per index generation);
+    empty for an index of more than CORPUS_PLACES_MAX_DOCS documents."""
+    if index.n_documents > CORPUS_PLACES_MAX_DOCS:
+        return frozenset()
     key = (id(index), index.generation)
     found = _CORPUS_PLACES.get(key)
     if found is None:
