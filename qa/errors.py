@@ -35,3 +35,12 @@ class QuestionSetError(QAError):
 
 class IndexBusyError(QAError):
     """Another writer holds the index folder."""
+
+
+class IndexWriteError(QAError):
+    """The index could not be written (full disk, read-only folder, ...); nothing changed.
+    `errno` is the operating system's error number, when there is one."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno

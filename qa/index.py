@@ -53,6 +53,7 @@ from qa.errors import (
     IndexBusyError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexWriteError,
     QAError,
 )
 from qa.store.lexical import LEXICAL_ID, LEXICAL_VERSION, bm25_idf
@@ -186,11 +187,11 @@ def writer_lock(index_dir: Path, *, wait: float | None = None) -> Iterator[None]
     """Hold the index folder's writer lock; wait up to `wait` seconds (None: forever), then
     IndexBusyError. The kernel drops the lock when its process dies, so a kill -9 leaves
     no stale lock behind."""
-    index_dir.mkdir(parents=True, exist_ok=True)
     try:
+        index_dir.mkdir(parents=True, exist_ok=True)
         fh = open(index_dir / LOCK, "a+")  # noqa: SIM115 - held for the block
     except OSError as exc:
-        raise QAError(f"cannot write the index at {index_dir} ({exc.strerror})") from exc
+        raise _write_error(index_dir, exc) from exc
     try:
         deadline = None if wait is None else time.monotonic() + wait
         while True:
@@ -936,10 +937,12 @@ def _build_with(
             "documents": ordered,
         }
         name = _commit(index_dir, manifest, next(numbers))
-    except BaseException:
+    except BaseException as exc:
         # Segments this build wrote are named by no snapshot: remove them now.
         for n in new_names:
             shutil.rmtree(index_dir / n, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _write_error(index_dir, exc) from exc
         raise
     finally:
         cache.close()
@@ -1127,14 +1130,22 @@ def _commit(index_dir: Path, manifest: dict[str, Any], number: int) -> str:
     try:
         _write_atomic(index_dir / name, json.dumps(manifest, ensure_ascii=False))
         _write_atomic(index_dir / CURRENT, name + "\n")
-    except OSError as exc:
+    except OSError:
         with contextlib.suppress(OSError):
             if _live_name(index_dir) != name:
                 (index_dir / name).unlink()
-        if exc.errno == errno.ENOSPC:
-            raise QAError(f"the disk is full: the index at {index_dir} is unchanged") from exc
-        raise QAError(f"cannot write the index at {index_dir} ({exc.strerror})") from exc
+        raise
     return name
+
+
+def _write_error(index_dir: Path, exc: OSError) -> IndexWriteError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "the disk is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = "the index folder is not writable"
+    else:
+        what = f"the index could not be written ({exc.strerror or exc})"
+    return IndexWriteError(f"{what}: the index at {index_dir} is unchanged", exc.errno)
 
 
 def _prune(index_dir: Path, *, keep: str) -> None:

@@ -78,7 +78,7 @@ def test_failed_build_leaves_the_old_index_untouched(
     import qa.store.segments as segments_mod
 
     monkeypatch.setattr(segments_mod, "write_lexical", boom)  # fails midway through writing
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(QAError, match=r"could not be written \(disk full\).*unchanged"):
         build_index(corpus_dir, ix, embedder=fake_embedder)
     assert ((ix / CURRENT).read_text(), _generations(ix)) == before
     assert not load_index(ix, embedder=fake_embedder).has_doc("new.txt")

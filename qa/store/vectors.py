@@ -55,8 +55,21 @@ def write_vectors(vectors: np.ndarray, path: Path, *, dim: int) -> dict[str, Any
         params = {"kind": "ivf", "nlist": nlist, "nprobe": IVF_NPROBE}
     if n:
         index.add(vectors)
-    faiss.write_index(index, str(path))
+    try:
+        faiss.write_index(index, str(path))
+    except RuntimeError as exc:  # FAISS reports a failed write (e.g. a full disk) this way
+        raise OSError(_write_errno(path), f"FAISS could not write {path.name}") from exc
     return params
+
+
+def _write_errno(path: Path) -> int:
+    import errno
+    import shutil
+
+    try:
+        return errno.ENOSPC if shutil.disk_usage(path.parent).free < 1 << 20 else errno.EIO
+    except OSError:
+        return errno.EIO
 
 
 class FaissVectors:

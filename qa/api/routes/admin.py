@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from qa.api.deps import KEY, HolderDep, SettingsDep, status_for
 from qa.api.schemas import HealthOut, IndexReportOut, error_responses
 from qa.config import Settings
-from qa.errors import QAError
+from qa.errors import IndexWriteError, QAError
 
 router = APIRouter()
 
@@ -71,6 +71,11 @@ def reindex(request: Request, settings: SettingsDep, holder: HolderDep) -> dict[
         raise HTTPException(status_code=503, detail="the index is not loaded yet")
     try:
         report = holder.reindex(settings, request.app.state.embedder)
+    except IndexWriteError as exc:
+        status, what = _WRITE_ERRORS.get(exc.errno or 0, (500, "the index could not be written"))
+        raise HTTPException(
+            status_code=status, detail=f"re-index failed: {what}; the live index is unchanged",
+        ) from None
     except QAError as exc:
         raise HTTPException(status_code=status_for(exc), detail=_scrub(str(exc), settings)) \
             from None
