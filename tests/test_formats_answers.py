@@ -85,8 +85,9 @@ def test_answer_from_each_format(client: TestClient, question: str, doc_id: str,
         assert first <= span["start"] < span["end"] <= last
         assert f"{doc_id}, page {page}, characters" in format_answer(result, color=False)
     else:
-        answer_line = format_answer(result, color=False).splitlines()[1]
-        assert served["pages"] is None and answer_line.startswith(f"  — {doc_id}, characters")
+        source_line = next(line for line in format_answer(result, color=False).splitlines()
+                           if line.startswith("  — "))
+        assert served["pages"] is None and source_line.startswith(f"  — {doc_id}, characters")
 
 
 def test_listing_says_where_dates_came_from(client: TestClient) -> None:
@@ -108,6 +109,7 @@ def test_qa_ask_prints_the_page(client: TestClient) -> None:
         capture_output=True, text=True, timeout=300, cwd=base,
         env={**os.environ, "XDG_CACHE_HOME": str(base / "cache")})
     assert r.returncode == 0, r.stderr
-    answer, where = r.stdout.splitlines()[:2]
-    assert "1 420 mégawatts" in answer
-    assert where.startswith("  — energie.pdf, page 2, characters ")
+    lines = r.stdout.splitlines()
+    where = next(i for i, line in enumerate(lines) if line.startswith("  — "))
+    assert "1 420 mégawatts" in lines[where - 1]  # the sentence, just above its source
+    assert lines[where].startswith("  — energie.pdf, page 2, characters ")
