@@ -413,19 +413,21 @@ class Index:
     def translate(
         self, vectors: np.ndarray, *, per_word: int, min_sim: float
     ) -> list[list[str]]:
-        """For each word vector, the corpus words at least min_sim close (best first)."""
-        out: list[list[str]] = []
-        for v in vectors:
-            found: list[tuple[float, str]] = []
-            for entry in self._segments:
-                seg = entry.segment
-                if not seg.n_words:
-                    continue
-                sims, ids = seg.word_vectors.search(v, per_word)
-                found.extend((float(s), seg.words[j]) for s, j in zip(sims, ids, strict=True))
-            found.sort(key=lambda t: -t[0])
-            out.append([w for s, w in found[:per_word] if s >= min_sim])
-        return out
+        """For each word vector, the corpus words at least min_sim close (best first): one
+        search per segment for all the words together."""
+        found: list[list[tuple[float, str]]] = [[] for _ in range(len(vectors))]
+        if not len(vectors):
+            return []
+        for entry in self._segments:
+            seg = entry.segment
+            if not seg.n_words:
+                continue
+            sims, ids = seg.word_vectors.search_many(vectors, per_word)
+            for row in range(len(vectors)):
+                found[row].extend((float(s), seg.words[int(j)])
+                                  for s, j in zip(sims[row], ids[row], strict=True)
+                                  if j >= 0 and s >= min_sim)
+        return [[w for _, w in sorted(f, key=lambda t: -t[0])[:per_word]] for f in found]
 
     def close_spellings(self, folded: str, *, n: int, cutoff: float) -> list[str]:
         """Corpus words (folded) spelt close to `folded` (difflib ratio >= cutoff), found

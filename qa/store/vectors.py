@@ -124,6 +124,15 @@ class FaissVectors:
         found = ids[0] >= 0
         return sims[0][found].astype(np.float32), ids[0][found].astype(np.int64)
 
+    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, local ids) rows for several queries at once; id -1 pads a row."""
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self._dim)
+        k = min(k, self.ntotal)
+        if k <= 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        sims, ids = self._index.search(q, k)
+        return sims, ids
+
     def _nprobe(self) -> int:
         return int(_faiss().extract_index_ivf(self._index).nprobe)
 
