@@ -321,6 +321,11 @@ def _lines(*objs: Any) -> str:
         (_lines({**GOOD, "unanswerable": True}), r"line 1 \(q1\): an unanswerable question cannot"),
         (_lines(GOOD, "", GOOD), r"line 3 \(q1\): duplicate id, first used on line 1"),
         (_lines([1, 2]), r"line 1: not a JSON object"),
+        # qa ask refuses these: the run stopped midway on "the question is empty", no line
+        (_lines({**GOOD, "question": "\u200b\ufeff"}),
+         r"line 1 \(q1\): 'question' would be refused: the question is empty"),
+        (_lines({**GOOD, "question": "\ud800 ?"}), r"line 1 \(q1\): 'question' would be "
+                                                     "refused: the question is not valid Unicode"),
         ("\n\n", r"no questions"),
     ],
 )

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from qa.answering import MAX_QUESTION_CHARS
-from qa.errors import QuestionSetError
+from qa.answering import MAX_QUESTION_CHARS, validate_question
+from qa.errors import InvalidQuestionError, QuestionSetError
 from qa.evaluation.normalize import _APOSTROPHES, normalize_answer
 from qa.temporal import parse_iso
 
@@ -95,6 +95,10 @@ def _parse_question(obj: Any, line: int) -> tuple[Question | None, str | None]:
         return None, "missing or empty 'question' (a string)"
     if len(text) > MAX_QUESTION_CHARS:
         return None, f"'question' is longer than {MAX_QUESTION_CHARS} characters"
+    try:  # what qa ask would refuse stops the run midway, naming no line: refuse it here
+        validate_question(text, 1)
+    except InvalidQuestionError as exc:
+        return None, f"'question' would be refused: {exc}"
     lang = obj.get("lang")
     if lang is not None and (not isinstance(lang, str) or not lang.strip()):
         return None, "'lang' must be a language code such as \"fr\""
