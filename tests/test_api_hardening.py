@@ -1,7 +1,8 @@
 """Server items of issue 8 in-process (TestClient, fast fake embedder): the generation of an
 answer and reading a citation from it after a swap (410 once it is gone), HEAD /healthz,
-/docs without a CDN, 401 before 422, invisible questions, no server paths in POST /index
-answers, a read-only index folder, and the page's security headers."""
+/docs without a CDN, 401 before 422, unparseable JSON is 422 (not 400), invisible questions,
+no server paths in POST /index answers, a read-only index folder, and the page's security
+headers."""
 
 from __future__ import annotations
 
@@ -109,6 +110,37 @@ def test_without_the_key_bad_json_is_401_not_422(
     assert "API key" in r.json()["detail"]
     wrong = headers | {"Authorization": "Bearer nope"}
     assert c.post("/ask", content=body, headers=wrong).status_code == 401
+    assert c.post("/ask", content=body, headers=headers | AUTH).status_code == 422
+
+
+# Bodies Python's JSON parser refuses with something other than JSONDecodeError: FastAPI
+# answered those 400 "There was an error parsing the body" (and before the key check), where
+# every other malformed body is 422.
+UNPARSEABLE = [
+    (b'{"question": "caf\xe9 ?"}', "not valid UTF-8"),  # Latin-1, not UTF-8
+    (b'{"question": "x", "k": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    (b'{"question": "x", "k": ' + b"9" * 5000 + b"}", "more than 4300 digits"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), UNPARSEABLE)
+def test_unparseable_json_is_422_like_any_malformed_json(
+    open_client: TestClient, body: bytes, reason: str
+) -> None:
+    r = open_client.post("/ask", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["detail"]
+    assert error["type"] == "json_invalid" and error["loc"] == ["body"]
+    assert reason in error["ctx"]["error"]
+
+
+@pytest.mark.parametrize(("body", "reason"), UNPARSEABLE)
+def test_without_the_key_unparseable_json_is_401(
+    keyed: tuple[TestClient, Path], body: bytes, reason: str
+) -> None:
+    c, _ = keyed
+    headers = {"Content-Type": "application/json"}
+    assert c.post("/ask", content=body, headers=headers).status_code == 401
     assert c.post("/ask", content=body, headers=headers | AUTH).status_code == 422
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -320,12 +321,62 @@ def _lines(*objs: Any) -> str:
         (_lines({**GOOD, "unanswerable": True}), r"line 1 \(q1\): an unanswerable question cannot"),
         (_lines(GOOD, "", GOOD), r"line 3 \(q1\): duplicate id, first used on line 1"),
         (_lines([1, 2]), r"line 1: not a JSON object"),
+        # qa ask refuses these: the run stopped midway on "the question is empty", no line
+        (_lines({**GOOD, "question": "\u200b\ufeff"}),
+         r"line 1 \(q1\): 'question' would be refused: the question is empty"),
+        (_lines({**GOOD, "question": "\ud800 ?"}), r"line 1 \(q1\): 'question' would be "
+                                                     "refused: the question is not valid Unicode"),
         ("\n\n", r"no questions"),
     ],
 )
 def test_question_file_problems_name_the_line(text: str, message: str) -> None:
     with pytest.raises(QuestionSetError, match=message):
         ev.parse_questions(text, source="set.jsonl")
+
+
+def test_hostile_lines_are_one_line_errors_with_their_line_number() -> None:
+    """Nesting deeper than Python's parser recurses was a bare RecursionError with no line; an
+    integer literal over Python's 4,300-digit limit is a ValueError that is not JSONDecodeError."""
+    deep = "[" * 100_000 + "]" * 100_000
+    huge = '{"id": "q9", "question": "?", "n": ' + "9" * 5000 + "}"
+    with pytest.raises(QuestionSetError) as caught:
+        ev.parse_questions(_lines(GOOD, deep, huge), source="set.jsonl")
+    message = str(caught.value)
+    assert message.startswith("set.jsonl: 2 problems: line 2: not valid JSON (nested")
+    assert "line 3: not valid JSON (" in message and "\n" not in message
+    assert len(message) < 400
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [[" "], ["\n\t"], ["\u200b\ufeff"], ["EVIDENCE-A", "\u00a0"],
+     [{"doc_id": "a.txt", "text": "  "}], ["« — »"]],
+)
+def test_blank_evidence_is_refused(evidence: list[Any]) -> None:
+    """Whitespace (or any evidence without a letter or digit) occurs in every document: the
+    question got Recall@1 = 1.000 whatever qa retrieved."""
+    text = _lines(GOOD, {**GOOD, "id": "q7", "evidence": evidence})
+    with pytest.raises(QuestionSetError, match=r"^set.jsonl: line 2 \(q7\): evidence item \d "
+                                               r"has no letter or digit"):
+        ev.parse_questions(text, source="set.jsonl")
+
+
+def test_question_file_must_be_a_regular_file_of_bounded_size(tmp_path: Path) -> None:
+    """`qa eval /dev/zero` read until MemoryError; a FIFO blocked forever."""
+    with pytest.raises(QuestionSetError, match=r"^/dev/zero is not a regular file"):
+        ev.read_questions(Path("/dev/zero"))
+    fifo = tmp_path / "q.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(QuestionSetError, match=r"q.fifo is not a regular file"):
+        ev.read_questions(fifo)  # returns at once: no writer is needed to refuse it
+    big = tmp_path / "big.jsonl"
+    with big.open("wb") as f:
+        f.truncate(ev.MAX_QUESTION_FILE_BYTES + 1)  # sparse: nothing is written
+    with pytest.raises(QuestionSetError, match=r"big.jsonl is larger than 50 MB"):
+        ev.read_questions(big)
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text(_lines(GOOD), encoding="utf-8")
+    assert [q.id for q in ev.read_questions(ok)] == ["q1"]
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -487,6 +538,23 @@ def test_cli_eval_bad_question_file_writes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "line 3 (q3): evidence 'not in any document' is not in any document" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["deep", "blank", "device"])
+def test_cli_eval_hostile_question_files_fail_in_one_line(tmp_path: Path, kind: str) -> None:
+    qfile, opts = _project(tmp_path, QUESTIONS)
+    if kind == "deep":
+        qfile.write_text(_lines(QUESTIONS[0], "[" * 100_000 + "]" * 100_000), encoding="utf-8")
+        expected = f"error: {qfile}: line 2: not valid JSON (nested"
+    elif kind == "blank":
+        qfile.write_text(_lines({**QUESTIONS[0], "evidence": [" "]}), encoding="utf-8")
+        expected = f"error: {qfile}: line 1 (q1): evidence item 1 has no letter or digit"
+    else:
+        qfile, expected = Path("/dev/zero"), "error: /dev/zero is not a regular file"
+    result = CliRunner().invoke(cli, ["eval", str(qfile), *opts])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1
+    assert "unexpected" not in result.stderr and not (tmp_path / "index").exists()
 
 
 def test_cli_eval_url_refuses_library_options(tmp_path: Path) -> None:

@@ -1,14 +1,20 @@
-"""ASGI middleware and helpers at the edge: the body limit, a JSON-safe copy of errors, and the
-security headers of the page."""
+"""ASGI middleware and helpers at the edge: the body limit, a JSON-safe copy of errors, 422 for
+every unparseable JSON body, and the security headers of the page."""
 
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException  # FastAPI's is a subclass; this one is raised
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.api.schemas import MAX_BODY_BYTES
@@ -36,6 +42,44 @@ def safe(value: Any) -> Any:
 def safe_errors(errors: Any) -> Any:
     """FastAPI's validation errors, made JSON-safe (they echo inputs JSON cannot carry)."""
     return safe(jsonable_encoder(errors, custom_encoder={float: lambda f: safe(f)}))
+
+
+def _unparseable_reason(exc: BaseException) -> str | None:
+    """Why Python's JSON parser refused a body, for the errors that are not JSONDecodeError."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, ValueError):
+        if "integer string conversion" in str(exc):  # its advice is for the server's Python
+            return f"an integer literal has more than {sys.get_int_max_str_digits()} digits"
+        return str(exc)
+    return None
+
+
+class JSONBodyRoute(APIRoute):
+    """A route whose JSON body, when Python cannot parse it (invalid UTF-8, nesting deeper than
+    the parser recurses, an integer literal over 4,300 digits), is a 422 `json_invalid` like
+    any other malformed JSON. FastAPI turns only JSONDecodeError into a 422 and answers these
+    400 "There was an error parsing the body" before the key check runs; as a
+    RequestValidationError they also go through the app's handler, so 401 still comes first."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                reason = _unparseable_reason(exc.__cause__) if exc.__cause__ else None
+                if exc.status_code != 400 or reason is None:
+                    raise
+                raise RequestValidationError([{
+                    "type": "json_invalid", "loc": ("body",), "msg": "JSON decode error",
+                    "input": {}, "ctx": {"error": reason},
+                }]) from exc.__cause__
+
+        return route_handler
 
 
 class BodyLimitMiddleware:

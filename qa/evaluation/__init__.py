@@ -35,6 +35,7 @@ from qa.evaluation.metrics import (
 )
 from qa.evaluation.normalize import ARTICLES, answer_contains, normalize_answer, token_f1
 from qa.evaluation.questions import (
+    MAX_QUESTION_FILE_BYTES,
     UNKNOWN_LANG,
     Evidence,
     EvidenceSpan,
@@ -55,7 +56,8 @@ from qa.evaluation.report import (
 )
 
 __all__ = [
-    "ARTICLES", "LABELS", "LATENCY_METRICS", "LOWER_IS_BETTER", "PERMUTATIONS", "RANK_CUTOFF",
+    "ARTICLES", "LABELS", "LATENCY_METRICS", "LOWER_IS_BETTER", "MAX_QUESTION_FILE_BYTES",
+    "PERMUTATIONS", "RANK_CUTOFF",
     "RECALL_CUTOFFS", "REPORT_FORMAT", "SEED", "UNKNOWN_LANG", "AnswerFn", "Evidence",
     "EvidenceSpan", "Progress", "Question", "QuestionResult", "ServiceClient", "answer_contains",
     "check_comparable", "check_result", "compare_reports", "comparison_markdown",

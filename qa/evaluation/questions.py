@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from qa.answering import MAX_QUESTION_CHARS
-from qa.errors import QuestionSetError
+from qa.answering import MAX_QUESTION_CHARS, validate_question
+from qa.errors import InvalidQuestionError, QuestionSetError
 from qa.evaluation.normalize import _APOSTROPHES, normalize_answer
 from qa.temporal import parse_iso
 
 UNKNOWN_LANG = "und"  # BCP 47 "undetermined", for questions without a lang
+# The shipped set is 60 KB; a question file past this is a mistake (or /dev/zero), not a set.
+MAX_QUESTION_FILE_BYTES = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,16 +64,22 @@ def _parse_evidence(value: Any) -> tuple[list[Evidence], str | None]:
     items = []
     for i, item in enumerate(value, start=1):
         if isinstance(item, str) and item:
-            items.append(Evidence(item))
+            ev = Evidence(item)
         elif (
             isinstance(item, dict)
             and isinstance(item.get("text"), str) and item["text"]
             and isinstance(item.get("doc_id"), str) and item["doc_id"]
         ):
-            items.append(Evidence(item["text"], item["doc_id"]))
+            ev = Evidence(item["text"], item["doc_id"])
         else:
             return [], (f"evidence item {i} must be a non-empty string or an object "
                         '{"doc_id": "...", "text": "..."}')
+        # A space (or a lone dash) occurs in every document: the question would be "found" at
+        # rank 1 whatever was retrieved, a trivial 1.000.
+        if not any(ch.isalnum() for ch in ev.text):
+            return [], (f"evidence item {i} has no letter or digit ({ev.text!r}): quote the "
+                        "words of the document that hold the answer")
+        items.append(ev)
     return items, None
 
 
@@ -85,6 +95,10 @@ def _parse_question(obj: Any, line: int) -> tuple[Question | None, str | None]:
         return None, "missing or empty 'question' (a string)"
     if len(text) > MAX_QUESTION_CHARS:
         return None, f"'question' is longer than {MAX_QUESTION_CHARS} characters"
+    try:  # what qa ask would refuse stops the run midway, naming no line: refuse it here
+        validate_question(text, 1)
+    except InvalidQuestionError as exc:
+        return None, f"'question' would be refused: {exc}"
     lang = obj.get("lang")
     if lang is not None and (not isinstance(lang, str) or not lang.strip()):
         return None, "'lang' must be a language code such as \"fr\""
@@ -136,8 +150,11 @@ def parse_questions(text: str, *, source: str = "questions") -> list[Question]:
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except ValueError as exc:  # also an integer literal over Python's 4,300-digit limit
             problems.append(f"line {line_no}: not valid JSON ({exc})")
+            continue
+        except RecursionError:  # the parser recurses once per [ or {
+            problems.append(f"line {line_no}: not valid JSON (nested too deeply)")
             continue
         question, problem = _parse_question(obj, line_no)
         if question is None:
@@ -158,11 +175,32 @@ def parse_questions(text: str, *, source: str = "questions") -> list[Question]:
     return questions
 
 
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_QUESTION_FILE_BYTES."""
+    # O_NONBLOCK: opening a FIFO does not wait for a writer (no effect on a regular file);
+    # what was opened is then checked, so a path swapped after a stat cannot slip through.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise QuestionSetError(f"{path} is not a regular file: give qa eval a .jsonl file")
+        limit = MAX_QUESTION_FILE_BYTES
+        too_big = QuestionSetError(f"{path} is larger than {limit // (1024 * 1024)} MB: "
+                                   "is it really a question set (one JSON object per line)?")
+        if info.st_size > limit:
+            raise too_big
+        data = f.read(limit + 1)  # +1: a file that grew after the fstat is refused too
+        if len(data) > limit:
+            raise too_big
+        return data
+
+
 def read_questions(path: Path) -> list[Question]:
     """Read and check a JSONL question file (structure only; see `locate_evidence`)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Newlines as Path.read_text reads them (\r\n and a lone \r end a line).
+        text = _read_bounded(path).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError as exc:
         raise QuestionSetError(f"question file not found: {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:

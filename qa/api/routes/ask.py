@@ -8,9 +8,10 @@ from fastapi import APIRouter
 
 from qa.answering import answer_question
 from qa.api.deps import JSON_BODY, KEY, IndexDep
+from qa.api.middleware import JSONBodyRoute
 from qa.api.schemas import AskRequest, AskResponse, error_responses
 
-router = APIRouter(tags=["questions"])
+router = APIRouter(tags=["questions"], route_class=JSONBodyRoute)
 
 
 @router.post("/ask", response_model=AskResponse, dependencies=[KEY, JSON_BODY],
