@@ -140,7 +140,11 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 60) -> Any:
-    return WebDriverWait(driver, timeout).until(condition)
+    # The page re-renders its result: an element found a moment ago may be gone (stale).
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    return WebDriverWait(driver, timeout,
+                         ignored_exceptions=[StaleElementReferenceException]).until(condition)
 
 
 def visible(driver: WebDriver, css: str, timeout: float = 60) -> WebElement:

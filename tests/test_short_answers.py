@@ -4,6 +4,7 @@ default model over the shipped corpus (the issue's worked examples)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -213,17 +214,18 @@ def test_bad_input_gets_an_honest_result(real_index: Index, question: str) -> No
 
 
 @pytest.mark.slow
-def test_cli_prints_short_answer_first(tmp_path: object) -> None:
+def test_cli_prints_short_answer_first(corpus_dir: Path, tmp_path: Path) -> None:
     from qa.cli import cli
 
     runner = CliRunner()
-    result = runner.invoke(cli, ["ask", "When did Putin visit Pyongyang?"])
+    where = ["--corpus", str(corpus_dir), "--index", str(tmp_path / "index")]
+    result = runner.invoke(cli, ["ask", "When did Putin visit Pyongyang?", *where])
     assert result.exit_code == 0, result.output
-    first, second = result.output.splitlines()[:2]
+    first, second = result.stdout.splitlines()[:2]
     assert first.startswith("juin 2024 (2024-06)")
     assert ">>juin 2024<<" in second
-    result = runner.invoke(cli, ["ask", "--json", "When did Putin visit Pyongyang?"])
-    assert json.loads(result.output)["short_answer"]["value"] == "2024-06"
+    result = runner.invoke(cli, ["ask", "--json", "When did Putin visit Pyongyang?", *where])
+    assert json.loads(result.stdout)["short_answer"]["value"] == "2024-06"
 
 
 def test_qualified_head() -> None:
