@@ -267,6 +267,12 @@ class Index:
         return int(self.manifest.get("counts", {}).get("chunks", 0))
 
     @property
+    def n_units(self) -> int:
+        """Chunks counted by the lexical statistics: deleted documents' chunks included until
+        a merge drops them, as `doc_freq` counts them (Lucene does the same)."""
+        return self._n_units
+
+    @property
     def segments(self) -> list[Segment]:
         return [s.segment for s in self._segments]
 
@@ -352,7 +358,12 @@ class Index:
         return sum(s.segment.lexical.doc_freq(term) for s in self._segments)
 
     def has_term(self, term: str) -> bool:
-        return any(s.segment.lexical.doc_freq(term) for s in self._segments)
+        """Whether a live (not deleted) chunk holds the term."""
+        for entry in self._segments:
+            units, _ = entry.segment.lexical.postings(term)
+            if len(units) and (entry.chunk_alive is None or entry.chunk_alive[units].any()):
+                return True
+        return False
 
     # -- search (used by qa.retrieval)
     def chunk_mask(self, seg_index: int, allowed_docs: set[str] | None) -> np.ndarray | None:
@@ -682,10 +693,12 @@ def _translatable(word: str) -> bool:
     return len(word) <= MAX_WORD_CHARS and word.isalpha()
 
 
-def _doc_entry(doc: Document, seg: str, n: int, stat: tuple[int, int] | None) -> dict[str, Any]:
+def _doc_entry(
+    doc: Document, seg: str, n: int, stat: tuple[int, int] | None, chunks: int
+) -> dict[str, Any]:
     row = {k: v for k, v in asdict(doc).items()
            if k not in ("text", "meta", "pages", "body_start", "doc_id")}
-    row.update(length=doc.length, seg=seg, n=n)
+    row.update(length=doc.length, seg=seg, n=n, chunks=chunks)
     if stat is not None:
         row["stat"] = list(stat)
     return row
@@ -869,7 +882,7 @@ def _build_with(
         new_names.append(name)
         for n, du in enumerate(units):
             documents[du.document.doc_id] = _doc_entry(
-                du.document, name, n, stats.get(du.document.doc_id))
+                du.document, name, n, stats.get(du.document.doc_id), len(du.chunks))
         pending, pending_chars = [], 0
         # A long build merges its own segments as it goes (they hold no deletions), so that
         # their number stays bounded and each merge reads a few batches, not the corpus.
@@ -889,8 +902,9 @@ def _build_with(
         for doc in reader.read(to_read):
             reading.add(doc.doc_id)
             old = old_docs.get(doc.doc_id)
-            if (old is not None and old.get("sha256") == doc.sha256
-                    and old.get("parser") == doc.parser and old.get("seg") in deleted):
+            if (old is not None and old.get("seg") in deleted
+                    and all(old.get(k) == getattr(doc, k)
+                            for k in ("sha256", "parser", "date", "title", "date_source"))):
                 documents[doc.doc_id] = {**old, "stat": list(stats[doc.doc_id] or (0, 0))}
                 unchanged += 1
                 advance(len(doc.text))
@@ -989,7 +1003,7 @@ def _embed_batch(
     for doc, chunks, sents in parts:
         out.append(DocUnits(
             doc, chunks, sents, chunk_vecs[ci : ci + len(chunks)], sent_vecs[si : si + len(sents)],
-            [tokens(c.text) or ["\u2205"] for c in chunks],
+            [chunk_tokens(c.text) for c in chunks],
         ))
         ci += len(chunks)
         si += len(sents)
@@ -1026,6 +1040,11 @@ def _chunk_vectors_from_sentences(
     if missing:
         out[[r for r, _ in missing]] = cache.embed([t for _, t in missing], advance)
     return out
+
+
+def chunk_tokens(text: str) -> list[str]:
+    """A chunk's BM25 tokens; a chunk without any still counts one (as bm25s does)."""
+    return tokens(text) or ["\u2205"]
 
 
 def _count(index_dir: Path, entries: list[dict[str, Any]], dim: int) -> dict[str, int]:
@@ -1081,20 +1100,30 @@ def _merge(
 ) -> tuple[list[dict[str, Any]], int]:
     """Apply the merge policy (and drop segments with nothing alive). Updates `documents` in
     place for the documents that moved; returns the new entries and how many were merged."""
-    live = {e["name"]: 0 for e in entries}
+    docs_in = {e["name"]: 0 for e in entries}
+    size = {e["name"]: 0 for e in entries}  # live chunks
     for info in documents.values():
-        if info["seg"] in live:
-            live[info["seg"]] += 1
-    entries = [e for e in entries if live[e["name"]] > 0]
-    victims = _pick_victims(entries, live, optimize=optimize)
+        if info["seg"] in docs_in:
+            docs_in[info["seg"]] += 1
+            size[info["seg"]] += int(info.get("chunks", 1))
+    # A segment with nothing alive goes, but the words first seen in it may be used by live
+    # documents of other segments: those are carried into the merged segment.
+    dead_words = [e["name"] for e in entries if not docs_in[e["name"]]
+                  and e["name"] in old_segments and old_segments[e["name"]].n_words]
+    entries = [e for e in entries if docs_in[e["name"]] > 0 or e["name"] in dead_words]
+    alive = [e for e in entries if e["name"] not in dead_words]
+    victims = _pick_victims(alive, size, optimize=optimize)
+    if optimize and dead_words and not victims:
+        victims = [e["name"] for e in alive]
     if not victims:
-        return entries, 0
+        return entries, 0  # a dead segment with words waits for the next merge
+    victims += dead_words
     opened: dict[str, Segment] = {}
     try:
         for v in victims:
             opened[v] = old_segments.get(v) or Segment(index_dir / v, dim=embedder.dim)
         moving = [d for d, info in documents.items() if info["seg"] in opened]
-        units = [read_units(opened[documents[d]["seg"]], int(documents[d]["n"]), tokens)
+        units = [read_units(opened[documents[d]["seg"]], int(documents[d]["n"]), chunk_tokens)
                  for d in moving]
         words: list[str] = []
         word_vecs: list[np.ndarray] = []

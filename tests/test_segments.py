@@ -327,3 +327,120 @@ def test_the_embedding_cache_bound_changes_nothing(
     a, b = (load_index(tmp_path / n, embedder=emb) for n in ("big", "small"))
     for q in ["Poutine Pyongyang", "Lavrov", "missiles"]:
         assert _top(a, q) == _top(b, q)
+
+
+# Regressions found in review.
+
+
+def test_words_of_a_dropped_segment_stay_translatable(tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Les soldats signent un traité de paix.", encoding="utf-8")
+    (corpus / "b.txt").write_text("Un rapport sur les soldats.", encoding="utf-8")
+    emb = HashEmbedder(64)
+    build_index(corpus, tmp_path / "ix", embedder=emb)
+    for name in ("a.txt", "b.txt"):  # both rewritten: the first segment has nothing alive
+        path = corpus / name
+        path.write_text(path.read_text(encoding="utf-8") + " Fin.", encoding="utf-8")
+    build_index(corpus, tmp_path / "ix", embedder=emb)
+    index = load_index(tmp_path / "ix", embedder=emb)
+    words = {w for seg in index.segments for w in seg.words}
+    assert {"soldats", "traité", "paix", "rapport"} <= words
+    build_index(corpus, tmp_path / "ix", embedder=emb, optimize=True)
+    index = load_index(tmp_path / "ix", embedder=emb)
+    assert len(index.segments) == 1 and "traité" in index.segments[0].words
+
+
+def test_a_new_title_or_date_with_the_same_text_is_picked_up(tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    page = ("<html><head><title>{t}</title><meta property='article:published_time' "
+            "content='{d}'></head><body><article><p>La centrale a produit 1 420 mégawatts "
+            "en février, un record pour la région.</p></article></body></html>")
+    (corpus / "a.html").write_text(page.format(t="Ancien titre", d="2023-03-01"), "utf-8")
+    emb = HashEmbedder(64)
+    build_index(corpus, tmp_path / "ix", embedder=emb)
+    (corpus / "a.html").write_text(page.format(t="Nouveau titre", d="2024-06-15"), "utf-8")
+    build_index(corpus, tmp_path / "ix", embedder=emb)
+    index = load_index(tmp_path / "ix", embedder=emb)
+    meta = index.doc_meta("a.html")
+    assert (meta["date"], index.doc("a.html").date) == ("2024-06-15", "2024-06-15")
+
+
+def test_statistics_after_an_update_stay_sane(corpus_dir: Path, tmp_path: Path,
+                                              fake_embedder: Embedder) -> None:
+    from qa.answering.sentences import term_weights
+
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    (corpus_dir / "spécial.txt").write_text("Les ornithorynques de Koursk.", encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    from qa.text import stem
+
+    (corpus_dir / "spécial.txt").unlink()
+    for _ in range(2):  # every document rewritten twice: deleted copies outnumber live ones
+        for path in corpus_dir.iterdir():
+            path.write_text(path.read_text(encoding="utf-8") + " Ajout.", encoding="utf-8")
+        build_index(corpus_dir, ix, embedder=fake_embedder)
+    index = load_index(ix, embedder=fake_embedder)
+    assert index.doc_freq(stem("ornithorynques")) == 1  # still in the statistics...
+    assert not index.has_term(stem("ornithorynques"))  # ...but no live chunk holds it
+    query = prepare(index, "Pyongyang Moscou Kim Corée Russie")
+    assert query.groups and all(w >= 0 for w in term_weights(index, query))
+
+
+def test_a_reader_that_touched_nothing_survives_the_pruning(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    reader = load_index(ix, embedder=fake_embedder)
+    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    for i in range(3):
+        (corpus_dir / "000_25f13bc6add64f1c.txt").write_text(f"Nouveau texte {i}.", "utf-8")
+        build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
+    assert not (ix / reader.segments[0].name).exists()
+    assert reader.chunk(0).text and reader.segments[0].words is not None
+    assert _top(reader, "Poutine Pyongyang")
+
+
+@pytest.mark.parametrize(("victim", "damage"), [
+    ("docs.jsonl", "truncate"), ("segment.json", "list"), ("texts.bin", "truncate"),
+    ("docs_offsets.npy", "truncate")])
+def test_more_damaged_files_are_named(corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder,
+                                      victim: str, damage: str) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    seg = next(p for p in ix.iterdir() if p.name.startswith("seg-"))
+    data = (seg / victim).read_bytes()
+    (seg / victim).write_bytes(b"[]" if damage == "list" else data[: len(data) // 2])
+    with pytest.raises(IndexMismatchError, match="--rebuild") as info:
+        index = load_index(ix, embedder=fake_embedder)
+        for doc_id in index.doc_ids():
+            index.doc(doc_id)
+    assert victim in str(info.value) or "segment" in str(info.value)
+
+
+def test_merges_are_capped_by_chunks_and_keep_bm25_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    emb = HashEmbedder(64)
+    (corpus / "vide.txt").write_text("— … — " * 8 + "\n\nLe chat dort.", encoding="utf-8")
+    build_index(corpus, tmp_path / "ix", embedder=emb, chunk_size=50, chunk_overlap=0)
+    before = load_index(tmp_path / "ix", embedder=emb).lexical_search(["chat"], 5)
+    (corpus / "long.txt").write_text("Un chat. " * 200, encoding="utf-8")
+    (corpus / "court.txt").write_text("Un chien dort là.", encoding="utf-8")
+    monkeypatch.setattr(index_mod, "BATCH_CHARS", 10)  # one segment per document
+    monkeypatch.setattr(index_mod, "MAX_SEGMENTS", 2)
+    monkeypatch.setattr(index_mod, "MAX_MERGED_CHUNKS", 10)
+    build_index(corpus, tmp_path / "ix", embedder=emb)
+    index = load_index(tmp_path / "ix", embedder=emb)
+    assert all(len(s.doc_ids) == 1 for s in index.segments if len(s.chunks) > 10), [
+        (s.doc_ids, len(s.chunks)) for s in index.segments]
+    (corpus / "long.txt").unlink()
+    (corpus / "court.txt").unlink()
+    build_index(corpus, tmp_path / "ix", embedder=emb, optimize=True)
+    after = load_index(tmp_path / "ix", embedder=emb).lexical_search(["chat"], 5)
+    np.testing.assert_allclose(after[0], before[0], rtol=1e-6)

@@ -226,7 +226,7 @@ def read_question(index: Index, query: Query, weights: list[float]) -> Constrain
     """The constraints of a prepared question (weights: `term_weights`, one per group)."""
     question = query.text
     words = content_words(question)
-    n = max(index.n_chunks, 1)
+    n = max(index.n_units, 1)  # the statistics doc_freq counts in
     first = re.match(r"\W*(\w+)", question)
     first_word = first.group(1) if first else ""
     entities: list[list[Term]] = []

@@ -102,7 +102,7 @@ def term_weights(index: Index, query: Query) -> list[float]:
     Weighting by specificity is what lets a sentence about Pyongyang fail to answer "What is
     the population of Pyongyang?": 'Pyongyang' is common here, 'population' is absent.
     """
-    n = max(index.n_chunks, 1)
+    n = max(index.n_units, 1)  # the statistics doc_freq counts in
     out = []
     for group in query.groups:
         freq = max((index.doc_freq(t) for t in group), default=0)

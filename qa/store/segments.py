@@ -20,6 +20,7 @@ Every array is memory-mapped on open; a document's text is read when asked for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
@@ -127,9 +128,14 @@ def write_segment(
                 chunk_vecs.append(du.chunk_vectors.reshape(-1, dim))
                 sent_vecs.append(du.sentence_vectors.reshape(-1, dim))
                 tokens.extend(du.tokens)
-        with open(tmp / "docs.jsonl", "w", encoding="utf-8") as fh:
+        line_starts = [0]
+        with open(tmp / "docs.jsonl", "wb") as fb:
             for row in doc_rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+                fb.write(line)
+                line_starts.append(line_starts[-1] + len(line))
+        # Where each line starts: a document's row is read alone, not the whole file.
+        np.save(tmp / "docs_offsets.npy", np.array(line_starts, dtype=np.int64))
         np.save(tmp / "chunks.npy", np.array(chunk_rows, dtype=np.int64).reshape(-1, 3))
         np.save(tmp / "sentences.npy", np.array(sent_rows, dtype=np.int64).reshape(-1, 3))
         np.save(tmp / "chunk_sents.npy",
@@ -146,6 +152,7 @@ def write_segment(
         meta = {
             "segment_version": SEGMENT_VERSION,
             "doc_ids": [du.document.doc_id for du in docs],
+            "text_bytes": offset,
             "chunks": len(chunk_rows),
             "sentences": len(sent_rows),
             "words": len(words),
@@ -200,6 +207,8 @@ class Segment:
             raise
         except (OSError, ValueError) as exc:
             raise IndexMismatchError(f"{path / SEGMENT_FILE} is damaged") from exc
+        if not isinstance(self.meta, dict):
+            raise IndexMismatchError(f"{path / SEGMENT_FILE} is damaged")
         if self.meta.get("segment_version") != SEGMENT_VERSION or self.meta.get("dim") != dim:
             raise IndexMismatchError(f"{path} is a segment of another version or dimension")
         self.doc_ids: list[str] = list(self.meta["doc_ids"])
@@ -222,15 +231,25 @@ class Segment:
         if self.word_vectors.ntotal != self.n_words:
             raise IndexMismatchError(f"{path / 'words.faiss'} does not match its segment")
         self.lexical = SegmentLexical(path, n_units=int(self.meta["chunks"]))
-        self._rows: list[dict[str, Any]] | None = None
+        self._row_offsets = self._load("docs_offsets.npy", (len(self.doc_ids) + 1,))
+        self._chunk_bounds: np.ndarray | None = None
+        self._sent_bounds: np.ndarray | None = None
+        # Every file read later is opened now: a writer may delete this segment's folder
+        # once a newer snapshot has aged, and an open file (or mapping) stays readable.
+        self._files = {}
         try:
-            fh = open(path / "texts.bin", "rb")  # noqa: SIM115 - kept open with the mmap
+            for name in ("texts.bin", "docs.jsonl", "words.txt"):
+                self._files[name] = os.open(path / name, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            raise IndexMismatchError(f"{path / 'texts.bin'} is unreadable") from exc
-        self._texts_file = fh
-        size = os.fstat(fh.fileno()).st_size
+            self.close()
+            raise IndexMismatchError(f"{path / name} is unreadable ({exc.strerror})") from exc
+        size = os.fstat(self._files["texts.bin"]).st_size
+        if size != int(self.meta.get("text_bytes", size)):
+            self.close()
+            raise IndexMismatchError(f"{path / 'texts.bin'} has {size} bytes, its segment says "
+                                     f"{self.meta['text_bytes']}")
         self._texts: mmap.mmap | None = (
-            mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            mmap.mmap(self._files["texts.bin"], 0, access=mmap.ACCESS_READ) if size else None
         )
 
     @property
@@ -239,7 +258,9 @@ class Segment:
         if self._words is None:
             path = self.path / "words.txt"
             try:
-                words = path.read_text(encoding="utf-8").split("\n")[:-1]
+                fd = self._files["words.txt"]
+                data = os.pread(fd, os.fstat(fd).st_size, 0)
+                words = data.decode("utf-8").split("\n")[:-1]
             except (OSError, UnicodeDecodeError) as exc:
                 raise IndexMismatchError(f"{path} is unreadable ({exc.__class__.__name__})") \
                     from exc
@@ -258,40 +279,62 @@ class Segment:
             raise IndexMismatchError(f"{path} has shape {arr.shape}, its segment says {shape}")
         return arr
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Each document's fields but its text (parsed once, when first needed)."""
-        if self._rows is None:
-            with open(self.path / "docs.jsonl", encoding="utf-8") as fh:
-                self._rows = [json.loads(line) for line in fh]
-            if len(self._rows) != len(self.doc_ids):
-                raise IndexMismatchError(f"{self.path / 'docs.jsonl'} does not match its segment")
-        return self._rows
+    def row(self, local_doc: int) -> dict[str, Any]:
+        """A document's fields but its text: its one line of docs.jsonl."""
+        start, end = (int(v) for v in self._row_offsets[local_doc : local_doc + 2])
+        try:
+            row = json.loads(os.pread(self._files["docs.jsonl"], end - start, start))
+        except (OSError, ValueError) as exc:
+            raise IndexMismatchError(
+                f"{self.path / 'docs.jsonl'} is damaged ({exc.__class__.__name__}); "
+                "run `qa index --rebuild` to repair it") from exc
+        if not isinstance(row, dict) or "_bytes" not in row:
+            raise IndexMismatchError(f"{self.path / 'docs.jsonl'} is damaged; "
+                                     "run `qa index --rebuild` to repair it")
+        return row
 
-    def text(self, local_doc: int) -> str:
-        start, length = self.rows()[local_doc]["_bytes"]
+    def text(self, local_doc: int, row: dict[str, Any] | None = None) -> str:
+        start, length = (row or self.row(local_doc))["_bytes"]
         if self._texts is None:
             return ""
         return self._texts[start : start + length].decode("utf-8")
 
     def document(self, local_doc: int) -> Document:
-        row = {k: v for k, v in self.rows()[local_doc].items() if not k.startswith("_")}
-        return Document(text=self.text(local_doc), **row)
+        row = self.row(local_doc)
+        fields = {k: v for k, v in row.items() if not k.startswith("_")}
+        return Document(text=self.text(local_doc, row), **fields)
+
+    def unit_ranges(self, local_doc: int) -> tuple[range, range]:
+        """The document's chunk and sentence local ids (units are stored in document order)."""
+        if self._chunk_bounds is None or self._sent_bounds is None:
+            docs = np.arange(len(self.doc_ids) + 1)
+            self._chunk_bounds = np.searchsorted(np.asarray(self.chunks[:, 0]), docs)
+            self._sent_bounds = np.searchsorted(np.asarray(self.sentences[:, 0]), docs)
+        c, s = self._chunk_bounds, self._sent_bounds
+        return (range(int(c[local_doc]), int(c[local_doc + 1])),
+                range(int(s[local_doc]), int(s[local_doc + 1])))
 
     def sentence_vectors(self, local_ids: np.ndarray) -> np.ndarray:
         codes = np.asarray(self.sent_codes[local_ids], dtype=np.float32)
         return codes * np.asarray(self.sent_scale[local_ids], dtype=np.float32)[:, None]
 
     def close(self) -> None:
-        if self._texts is not None:
-            self._texts.close()
-        self._texts_file.close()
+        texts = getattr(self, "_texts", None)
+        if texts is not None:
+            texts.close()
+            self._texts = None
+        for fd in getattr(self, "_files", {}).values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._files = {}
 
 
 def read_units(segment: Segment, local_doc: int, tokens_of: Any) -> DocUnits:
     """A document's units as stored (for merges: no re-embedding)."""
     doc = segment.document(local_doc)
-    c_idx = np.flatnonzero(np.asarray(segment.chunks[:, 0]) == local_doc)
-    s_idx = np.flatnonzero(np.asarray(segment.sentences[:, 0]) == local_doc)
+    c_range, s_range = segment.unit_ranges(local_doc)
+    c_idx = np.arange(c_range.start, c_range.stop, dtype=np.int64)
+    s_idx = np.arange(s_range.start, s_range.stop, dtype=np.int64)
     chunks = [Chunk(doc.doc_id, int(s), int(e), doc.text[int(s) : int(e)])
               for _, s, e in np.asarray(segment.chunks[c_idx])]
     sentences = [Span(doc.doc_id, int(s), int(e))
