@@ -14,7 +14,7 @@ import anyio
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from test_server import CORPUS, clean_env, qa_command
+from test_server import CORPUS, build_shipped_index, clean_env, qa_command
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +24,7 @@ Session = Callable[[ClientSession], Awaitable[None]]
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped corpus indexed once with the real default model (`qa index`)."""
-    import subprocess
-
-    base = tmp_path_factory.mktemp("mcp")
-    shutil.copytree(CORPUS, base / "corpus")
-    built = subprocess.run([*qa_command(), "index", "--corpus", "corpus", "--index", "index",
-                            "--embedder", "use-m3"], cwd=base, env=clean_env(),
-                           capture_output=True, text=True)
-    assert built.returncode == 0, built.stderr
-    return base
+    return build_shipped_index(tmp_path_factory.mktemp("mcp"))
 
 
 def run_session(base: Path, body: Session) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from test_server import CORPUS, clean_env, free_port, qa_command
+from test_server import CORPUS, build_shipped_index, clean_env, free_port, qa_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -91,13 +91,7 @@ def start_server(base: Path, *, embedder: str, env: dict[str, str]) -> Server:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped corpus, indexed once with the real default model."""
-    base = tmp_path_factory.mktemp("page")
-    shutil.copytree(CORPUS, base / "corpus")
-    done = subprocess.run([*qa_command(), "index", "--corpus", "corpus", "--index", "index",
-                           "--embedder", "use-m3"], cwd=base, env=clean_env(),
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return base
+    return build_shipped_index(tmp_path_factory.mktemp("page"))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_server import CORPUS, clean_env, free_port, qa_command
+from test_server import CORPUS, clean_env, free_port, qa_command, stop
 
 pytestmark = pytest.mark.slow
 KEY = "limits-key"
@@ -41,15 +41,6 @@ def start(base: Path, *args: str, env: dict[str, str]) -> tuple[subprocess.Popen
         time.sleep(0.2)
     process.kill()
     pytest.fail("qa serve not ready")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture

@@ -65,6 +65,26 @@ def qa_command() -> list[str]:
     return [found]
 
 
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Terminate a server process, killing it if it has not exited within 20 s."""
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def build_shipped_index(base: Path) -> Path:
+    """The shipped corpus copied into base and indexed by the real `qa index` (use-m3)."""
+    shutil.copytree(CORPUS, base / "corpus")
+    done = subprocess.run([*qa_command(), "index", "--corpus", "corpus", "--index", "index",
+                           "--embedder", "use-m3"], cwd=base, env=clean_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return base
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     return env | extra
@@ -99,12 +119,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 time.sleep(0.2)
             yield Server(url, base, process)
         finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def test_healthz_is_open(server: Server) -> None:
