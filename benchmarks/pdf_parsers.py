@@ -35,8 +35,11 @@ SENTENCES = [
 
 
 def page_lines(n: int) -> list[str]:
-    """About 2,400 characters: wrapped at ~80 columns, one word hyphenated per page."""
-    words = " ".join(SENTENCES[(n + i) % len(SENTENCES)] for i in range(30)).split()
+    """About 3,000 characters: wrapped at ~80 columns, one word hyphenated per page."""
+    # Every sentence distinct (a note number in each): the index embeds identical texts
+    # once, and a PDF repeating five sentences would measure that cache, not the model.
+    words = " ".join(SENTENCES[(n + i) % len(SENTENCES)][:-1] + f", selon la note {n}.{i}."
+                     for i in range(30)).split()
     lines, line = [], ""
     for w in words:
         if len(line) + len(w) + 1 > 80:
