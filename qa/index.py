@@ -1066,12 +1066,16 @@ def _count(index_dir: Path, entries: list[dict[str, Any]], dim: int) -> dict[str
     return {"chunks": chunks, "sentences": sentences}
 
 
-# Merge policy, a simple tiered one: with more than MAX_SEGMENTS segments, the MERGE_FACTOR
-# smallest are merged into one, as long as the result stays under MAX_MERGED_CHUNKS (bigger
-# segments are merged only by --optimize), so an update rewrites small segments, not the
-# corpus, and a query searches a bounded number of segments.
+# Merge policy, tiered (as Lucene's): with more than MAX_SEGMENTS segments, MERGE_FACTOR
+# segments of similar size (the largest at most SIZE_RATIO times the smallest) are merged
+# into one, smallest first, as long as the result stays under MAX_MERGED_CHUNKS (bigger ones
+# only by --optimize). A one-document update then merges one-document segments together,
+# never rewrites the big ones: at 50k documents an update that merged the four smallest
+# segments whatever their size took 22 s. The merge reads its segments into memory, so the
+# cap also bounds a build's memory (100k chunks: about 2 GB with their sentence vectors).
 MERGE_FACTOR = 4
-MAX_MERGED_CHUNKS = 250_000
+SIZE_RATIO = 10
+MAX_MERGED_CHUNKS = 100_000
 
 
 def _pick_victims(entries: list[dict[str, Any]], live: dict[str, int], *,
@@ -1081,16 +1085,15 @@ def _pick_victims(entries: list[dict[str, Any]], live: dict[str, int], *,
             len(entries) > 1 or any(e["deleted"] for e in entries)) else []
     if len(entries) <= MAX_SEGMENTS:
         return []
-    victims: list[str] = []
-    total = 0
-    for e in sorted(entries, key=lambda e: live[e["name"]]):
-        if len(victims) == max(MERGE_FACTOR, len(entries) - MAX_SEGMENTS + 1):
-            break
-        if total + live[e["name"]] > MAX_MERGED_CHUNKS:
-            break
-        victims.append(e["name"])
-        total += live[e["name"]]
-    return victims if len(victims) >= 2 else []
+    ordered = sorted((e["name"] for e in entries), key=lambda n: live[n])
+    for i in range(len(ordered) - MERGE_FACTOR + 1):
+        window = ordered[i : i + MERGE_FACTOR]
+        sizes = [live[n] for n in window]
+        if sum(sizes) > MAX_MERGED_CHUNKS:
+            break  # the windows further on are bigger still
+        if max(sizes) <= SIZE_RATIO * max(1, min(sizes)):
+            return window
+    return []
 
 
 def _merge(

@@ -80,17 +80,24 @@ def test_deleted_documents_leave_every_search(
 def test_many_updates_merge_small_segments(
     corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Tiered: one-document segments merge with each other (4 at a time), never into the
+    big first segment, which stays as it was written."""
     monkeypatch.setattr(index_mod, "MAX_SEGMENTS", 3)
     ix = tmp_path / "ix"
     build_index(corpus_dir, ix, embedder=fake_embedder)
-    for i in range(5):
+    first = load_index(ix, embedder=fake_embedder).segments[0].name
+    merged = 0
+    for i in range(9):
         (corpus_dir / f"note{i}.txt").write_text(f"Note {i} : Kim Jong-un et Poutine.",
                                                 encoding="utf-8")
         report = build_index(corpus_dir, ix, embedder=fake_embedder)
-        assert report.segments <= 3
+        merged += report.merged
+        assert report.segments <= 3 + index_mod.MERGE_FACTOR - 1
+        assert first in [s.name for s in load_index(ix, embedder=fake_embedder).segments]
+    assert merged >= 2 * index_mod.MERGE_FACTOR
     index = load_index(ix, embedder=fake_embedder)
-    assert index.n_documents == 10
-    assert index.doc("note4.txt").text == "Note 4 : Kim Jong-un et Poutine."
+    assert index.n_documents == 14
+    assert index.doc("note8.txt").text == "Note 8 : Kim Jong-un et Poutine."
     for doc_id in index.doc_ids():
         assert index.doc(doc_id).text == (corpus_dir / doc_id).read_text(encoding="utf-8")
 
