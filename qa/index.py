@@ -118,6 +118,13 @@ def _live_name(index_dir: Path) -> str | None:
     return name if name and "/" not in name and (index_dir / name).exists() else None
 
 
+def live_generation(index_dir: Path) -> str | None:
+    """The generation CURRENT names (what a fresh load_index would open), or None: how a
+    server notices a commit made by another process (POST /reload, QA_WATCH_INDEX)."""
+    name = _live_name(Path(index_dir))
+    return name.removesuffix(".json") if name is not None else None
+
+
 def index_exists(index_dir: Path) -> bool:
     """True when index_dir holds a complete index (of any format)."""
     return _live_name(Path(index_dir)) is not None
