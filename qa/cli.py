@@ -150,11 +150,15 @@ def _print_report(report: Any) -> None:
               help="Processes that embed in parallel [default: up to 2 cores].")
 @click.option("--wait", type=click.FloatRange(0), default=None,
               help="Seconds to wait for another qa index on the same folder [default: forever].")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+              metavar="[ADDRESS]",
+              help="Embed on a Ray cluster at ADDRESS (HOST:PORT, ray://HOST:PORT), or on a "
+                   "local Ray without one; --workers actors [default: 2]. Needs qa[ray].")
 @handle_errors
 def index_cmd(
     corpus: Path | None, index_dir: Path | None, embedder: str | None,
     chunk_size: int | None, chunk_overlap: int | None, optimize: bool, rebuild: bool,
-    check: bool, workers: int | None, wait: float | None,
+    check: bool, workers: int | None, wait: float | None, ray_address: str | None,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded)."""
     from qa.embedding import make_embedder
@@ -162,6 +166,10 @@ def index_cmd(
 
     s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder,
                          chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    if ray_address is not None and not check:
+        from qa.distributed import import_ray
+
+        import_ray()  # the install hint at once, before the model loads
     emb = make_embedder(s.embedder)
     if check:
         problems = verify_index(s.index, embedder=emb)
@@ -171,6 +179,17 @@ def index_cmd(
             _fail(f"{len(problems)} problem(s) in the index at {s.index}; "
                   "run `qa index --rebuild` to rebuild it")
         click.echo(f"the index at {s.index} is healthy", err=True)
+        return
+    if ray_address is not None:
+        from qa.distributed import ray_build_index
+
+        with progress_bar("indexing on Ray") as progress:
+            report = ray_build_index(
+                s.corpus, s.index, embedder=emb, workers=workers or 2,
+                address=None if ray_address == "local" else ray_address,
+                chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap, progress=progress,
+                optimize=optimize, rebuild=rebuild, wait=wait)
+        _print_report(report)
         return
     with progress_bar("indexing") as progress:
         report = build_index(s.corpus, s.index, embedder=emb, chunk_size=s.chunk_size,

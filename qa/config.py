@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     timeout_headers: float = Field(default=10.0, gt=0, le=3600)
     timeout_keep_alive: int = Field(default=75, ge=1, le=3600)
     backlog: int = Field(default=2048, ge=1, le=65_535)
+    # `qa serve` replicas over a shared index folder (README, Beyond one machine): every
+    # watch_index seconds the server checks CURRENT and swaps in a new commit; None: off.
+    watch_index: float | None = Field(default=None, gt=0, le=86_400)
 
 
 def with_index_corpus(settings: Settings) -> Settings:

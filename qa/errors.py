@@ -44,3 +44,7 @@ class IndexWriteError(QAError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+class ClusterError(QAError):
+    """Ray is missing, or its cluster cannot be reached or fails (`qa index --ray`)."""

@@ -31,7 +31,7 @@ import re
 import shutil
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,13 @@ def _live_name(index_dir: Path) -> str | None:
     except OSError:
         return None
     return name if name and "/" not in name and (index_dir / name).exists() else None
+
+
+def live_generation(index_dir: Path) -> str | None:
+    """The generation CURRENT names (what a fresh load_index would open), or None: how a
+    server notices a commit made by another process (POST /reload, QA_WATCH_INDEX)."""
+    name = _live_name(Path(index_dir))
+    return name.removesuffix(".json") if name is not None else None
 
 
 def index_exists(index_dir: Path) -> bool:
@@ -576,14 +583,21 @@ def _chunking_or_live(index_dir: Path, size: int | None, overlap: int | None) ->
     return size, overlap
 
 
+# Embeds batches of passage texts elsewhere (qa/distributed.py: Ray), one array per batch,
+# in the order given.
+RemoteEmbed = Callable[[list[list[str]]], Iterable[np.ndarray]]
+
+
 class _EmbedCache:
     """Embeds texts once per build: identical texts (boilerplate, repeated sentences) share
     one vector. Bounded, so memory follows the batch, not the corpus."""
 
     MAX = 100_000  # x 2 KB a vector: the cache stays around 200 MB
 
-    def __init__(self, embedder: Embedder, workers: int) -> None:
+    def __init__(self, embedder: Embedder, workers: int,
+                 remote: RemoteEmbed | None = None) -> None:
         self.embedder = embedder
+        self._remote = remote
         self._cache: dict[bytes, np.ndarray] = {}
         self._pool: Any = None
         self.workers = workers
@@ -615,6 +629,13 @@ class _EmbedCache:
     def _embed_new(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
         batch = 64
         parts = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+        if self._remote is not None and parts:  # e.g. a Ray cluster (qa/distributed.py)
+            out = []
+            for part, vecs in zip(parts, self._remote(parts), strict=True):
+                out.append(np.asarray(vecs, np.float32))
+                if progress:
+                    progress(sum(len(t) for t in part))
+            return np.vstack(out)
         # Worker processes take seconds to start (each loads the model): only for big batches.
         if self.workers > 1 and len(parts) > 32 and self._spawn():
             out = []
@@ -724,6 +745,7 @@ def build_index(
     optimize: bool = False,
     workers: int | None = None,
     wait: float | None = None,
+    embed_remote: RemoteEmbed | None = None,
 ) -> BuildReport:
     """Index corpus_dir into index_dir, embedding only new or changed documents.
 
@@ -731,7 +753,9 @@ def build_index(
     size and overlap left as None keep the live index's (else 600 and 100). `rebuild`
     ignores the live index; `optimize` merges all segments into one. Raises CorpusError
     (no readable document) before anything is written, IndexBusyError when another writer
-    holds the index longer than `wait` seconds.
+    holds the index longer than `wait` seconds. `embed_remote`, when given, embeds the
+    batches of passage texts in place of this process (same batches, same vectors, in order:
+    qa/distributed.py runs them on a Ray cluster); segments and the commit stay here.
     """
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
@@ -751,6 +775,7 @@ def build_index(
             corpus_dir, index_dir, embedder=embedder, size=chunk_size, overlap=chunk_overlap,
             progress=progress, rebuild=rebuild, optimize=optimize,
             workers=default_workers() if workers is None else workers, started=started,
+            embed_remote=embed_remote,
         )
 
 
@@ -779,6 +804,7 @@ def _live_for_update(
 def _build_locked(
     corpus_dir: Path, index_dir: Path, *, embedder: Embedder, size: int, overlap: int,
     progress: Progress | None, rebuild: bool, optimize: bool, workers: int, started: float,
+    embed_remote: RemoteEmbed | None = None,
 ) -> BuildReport:
     read_at_ns = time.time_ns()  # files modified after this are newer than the index
     chunking = {"size": size, "overlap": overlap, "splitter": SPLITTER_VERSION,
@@ -805,6 +831,7 @@ def _build_locked(
             chunking=chunking, progress=progress, optimize=optimize, workers=workers,
             started=started, read_at_ns=read_at_ns, live_name=live_name, old_docs=old_docs,
             old_hashes=old_hashes, seg_entries=seg_entries, old_segments=old_segments,
+            embed_remote=embed_remote,
         )
     finally:
         for s in old_segments:
@@ -816,7 +843,7 @@ def _build_with(
     chunking: dict[str, Any], progress: Progress | None, optimize: bool, workers: int,
     started: float, read_at_ns: int, live_name: str | None, old_docs: dict[str, Any],
     old_hashes: dict[str, str], seg_entries: list[dict[str, Any]],
-    old_segments: list[Segment],
+    old_segments: list[Segment], embed_remote: RemoteEmbed | None = None,
 ) -> BuildReport:
     reader = CorpusReader(corpus_dir)
     listing = reader.listing
@@ -859,7 +886,7 @@ def _build_with(
     added = changed = 0
     unchanged = len(documents)
     known_words = _known_words(old_segments)
-    cache = _EmbedCache(embedder, workers)
+    cache = _EmbedCache(embedder, workers, embed_remote)
     new_names: list[str] = []
     numbers = itertools.count(_next_number(index_dir))
     merged = 0

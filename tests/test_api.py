@@ -177,7 +177,7 @@ def test_routes_doing_cpu_work_are_plain_functions(client: TestClient) -> None:
 
     endpoints = {(r.path, m): r.endpoint for r in flat(app.routes)
                  for m in getattr(r, "methods", ())}
-    for key in [("/ask", "POST"), ("/index", "POST"), ("/documents", "GET"),
+    for key in [("/ask", "POST"), ("/index", "POST"), ("/reload", "POST"), ("/documents", "GET"),
                 ("/documents/{doc_id:path}", "GET")]:
         assert not inspect.iscoroutinefunction(endpoints[key]), key
 
@@ -185,7 +185,7 @@ def test_routes_doing_cpu_work_are_plain_functions(client: TestClient) -> None:
 def test_openapi_documents_the_contract(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {"/healthz", "/ask", "/documents", "/documents/{doc_id}",
-                                  "/index"}
+                                  "/index", "/reload"}
     schemas = spec["components"]["schemas"]
     assert schemas["AskRequest"]["examples"] and schemas["AskResponse"]["examples"]
     assert schemas["AskRequest"]["additionalProperties"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -28,6 +29,20 @@ from qa.errors import QAError
 from qa.index import Index, open_index
 
 logger = logging.getLogger(__name__)
+
+
+def _watch(holder: IndexHolder, settings: Settings, embedder: Embedder, every: float,
+           stop: threading.Event) -> None:
+    """QA_WATCH_INDEX: check CURRENT every `every` seconds, swap a new commit in. A snapshot
+    that cannot be opened (being pruned, damaged) keeps the live one and is retried."""
+    while not stop.wait(every):
+        try:
+            if holder.reload(settings, embedder):
+                logger.warning("serving the new commit %s of %s",
+                               holder.index.generation if holder.index else "?",
+                               settings.index)
+        except (QAError, OSError) as exc:
+            logger.warning("could not open the new commit of %s: %s", settings.index, exc)
 
 # Paths anyone may call even with QA_API_KEY set: readiness, the page and its files.
 _PUBLIC = ("/healthz", "/static/", "/docs/assets/")
@@ -64,7 +79,20 @@ def create_app(
         emb.embed(["warm-up"], kind="query")
         app.state.embedder = emb
         app.state.holder.set(live)
-        yield
+        stop = threading.Event()
+        watcher = None
+        if settings.watch_index:
+            watcher = threading.Thread(
+                target=_watch, args=(app.state.holder, app.state.settings, emb,
+                                     settings.watch_index, stop),
+                name="qa-watch-index", daemon=True)
+            watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if watcher is not None:
+                watcher.join(timeout=5)
 
     try:
         app_version = version("qa")

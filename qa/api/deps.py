@@ -20,7 +20,7 @@ from qa.errors import (
     InvalidQuestionError,
     QAError,
 )
-from qa.index import BuildReport, Index, build_index, load_index
+from qa.index import BuildReport, Index, build_index, live_generation, load_index
 
 # One place where library errors become HTTP statuses; the first match wins.
 _ERROR_STATUS: list[tuple[type[QAError], int]] = [
@@ -55,6 +55,7 @@ class IndexHolder:
         self._previous: Index | None = None
         self._swap = threading.Lock()
         self._reindexing = threading.Lock()
+        self._reloading = threading.Lock()
 
     @property
     def index(self) -> Index | None:
@@ -78,6 +79,21 @@ class IndexHolder:
             if self._index is not None and self._index.generation != index.generation:
                 self._previous = self._index
             self._index = index
+
+    def reload(self, settings: Settings, embedder: Embedder) -> bool:
+        """Open the live snapshot if CURRENT names another one than the served Index (a
+        commit by another process: `qa index`, another replica) and swap it in; True when
+        it did. Requests in flight finish on the old Index, as with a re-index."""
+        live = self.index
+        current = live_generation(settings.index)
+        if current is None or (live is not None and live.generation == current):
+            return False
+        with self._reloading:
+            live = self.index
+            if live is not None and live.generation == live_generation(settings.index):
+                return False
+            self.set(load_index(settings.index, embedder=embedder))
+            return True
 
     def reindex(self, settings: Settings, embedder: Embedder) -> BuildReport:
         """Build (incrementally), load, swap. One at a time: a second caller gets an error

@@ -95,6 +95,29 @@ def reindex(request: Request, settings: SettingsDep, holder: HolderDep) -> dict[
     return out
 
 
+@router.post("/reload", tags=["service"], dependencies=[KEY],
+             responses=error_responses(401, 403, 409, 503))
+def reload(request: Request, settings: SettingsDep, holder: HolderDep) -> dict[str, Any]:
+    """Serve the index's latest commit if another process made one (`qa index`, another
+    replica's POST /index); requests already running finish on the old one. Needs
+    QA_API_KEY. `reloaded` is false when the served commit is already the latest."""
+    if not settings.api_key:
+        raise HTTPException(
+            status_code=403,
+            detail="reloading over HTTP is disabled: start the server with QA_API_KEY set "
+                   "(or watch the index with QA_WATCH_INDEX)",
+        )
+    if holder.index is None:
+        raise HTTPException(status_code=503, detail="the index is not loaded yet")
+    try:
+        reloaded = holder.reload(settings, request.app.state.embedder)
+    except QAError as exc:
+        raise HTTPException(status_code=status_for(exc), detail=_scrub(str(exc), settings)) \
+            from None
+    live = holder.index
+    return {"reloaded": reloaded, "generation": live.generation if live is not None else ""}
+
+
 # ---------------------------------------------------------------------------- API docs
 
 # Swagger UI's files come with the fastapi-offline package; only its static folder is used.
