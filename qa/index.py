@@ -442,7 +442,7 @@ class Index:
                 continue
             sims, ids = seg.word_vectors.search_many(vectors, per_word)
             for row in range(len(vectors)):
-                found[row].extend((float(s), seg.words[int(j)])
+                found[row].extend((float(s), seg.word(int(j)))
                                   for s, j in zip(sims[row], ids[row], strict=True)
                                   if j >= 0 and s >= min_sim)
         return [[w for _, w in sorted(f, key=lambda t: -t[0])[:per_word]] for f in found]
@@ -471,7 +471,7 @@ class Index:
             counts = np.bincount(members)
             best = np.argsort(-counts, kind="stable")[:50]
             # Two shared trigrams at least: Putin/Poutine share 'uti' and 'tin'.
-            candidates.update(fold(seg.words[j]) for j in best if counts[j] >= 2)
+            candidates.update(fold(seg.word(int(j))) for j in best if counts[j] >= 2)
         return difflib.get_close_matches(folded, sorted(candidates), n=n, cutoff=cutoff)
 
     def close(self) -> None:

@@ -304,12 +304,18 @@ def test_bm25_matches_bm25s_on_the_same_tokens(tmp_path: Path) -> None:
 def test_ivf_segments_find_what_exact_search_finds(
     corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import qa.store.segments as segments_mod
+
     monkeypatch.setattr(vectors_mod, "ANN_MIN", 20)
     monkeypatch.setattr(vectors_mod, "IVF_NPROBE", 24)
+    monkeypatch.setattr(segments_mod, "WORDS_ANN_MIN", 20)
     emb = HashEmbedder(64)
     build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=200, chunk_overlap=0)
     index = load_index(tmp_path / "ix", embedder=emb)
     assert index.segments[0].meta["vectors"]["kind"] == "ivf"
+    assert index.segments[0].meta["word_vectors"]["kind"] == "ivf"
+    # A corpus word's own vector finds it again through the IVF vocabulary, read alone.
+    assert index.translate(emb.embed(["pyongyang"]), per_word=2, min_sim=0.9) == [["pyongyang"]]
     questions = ["Poutine Pyongyang", "missiles balistiques", "Lavrov Corée", "Koursk soldats"]
     recall = index_mod.ann_recall(tmp_path / "ix", "hash-64", questions, k=10)
     assert recall >= 0.8

@@ -37,7 +37,7 @@ from qa.chunking import Chunk, Span
 from qa.documents import Document
 from qa.errors import IndexMismatchError
 from qa.store.lexical import SegmentLexical, write_lexical
-from qa.store.vectors import ANN_MIN, FaissVectors, write_vectors
+from qa.store.vectors import FaissVectors, write_vectors
 from qa.text import fold
 
 SEGMENT_VERSION = 1
@@ -148,7 +148,7 @@ def write_segment(
             dim=dim,
         )
         lex_params = write_lexical(tokens, tmp)
-        _write_words(tmp, list(words), word_vectors, dim=dim)
+        word_params = _write_words(tmp, list(words), word_vectors, dim=dim)
         meta = {
             "segment_version": SEGMENT_VERSION,
             "doc_ids": [du.document.doc_id for du in docs],
@@ -158,6 +158,7 @@ def write_segment(
             "words": len(words),
             "dim": dim,
             "vectors": vec_params,
+            "word_vectors": word_params,
             "lexical": lex_params,
         }
         with open(tmp / SEGMENT_FILE, "w", encoding="utf-8") as fh:
@@ -172,10 +173,21 @@ def write_segment(
         raise
 
 
-def _write_words(folder: Path, words: list[str], vectors: np.ndarray, *, dim: int) -> None:
-    (folder / "words.txt").write_text("".join(w + "\n" for w in words), encoding="utf-8")
-    write_vectors(np.asarray(vectors, np.float32).reshape(-1, dim), folder / "words.faiss",
-                  dim=dim)
+# Every question word is looked up in every segment's vocabulary: above this many words a
+# vocabulary is searched through IVF. At 50k documents (hundreds of thousands of words),
+# flat vocabularies made a warm ask's p50 180 ms.
+WORDS_ANN_MIN = 20_000
+
+
+def _write_words(
+    folder: Path, words: list[str], vectors: np.ndarray, *, dim: int
+) -> dict[str, Any]:
+    data = [(w + "\n").encode("utf-8") for w in words]
+    (folder / "words.txt").write_bytes(b"".join(data))
+    np.save(folder / "words_offsets.npy",
+            np.concatenate([[0], np.cumsum([len(d) for d in data], dtype=np.int64)]))
+    params = write_vectors(np.asarray(vectors, np.float32).reshape(-1, dim),
+                           folder / "words.faiss", dim=dim, ann_min=WORDS_ANN_MIN)
     postings: dict[int, list[int]] = {}
     for i, w in enumerate(words):
         if w[:1].isalpha():
@@ -189,6 +201,7 @@ def _write_words(folder: Path, words: list[str], vectors: np.ndarray, *, dim: in
     np.save(folder / "tri_keys.npy", keys)
     np.save(folder / "tri_indptr.npy", indptr)
     np.save(folder / "tri_words.npy", members)
+    return params
 
 
 def new_segment_name(number: int) -> str:
@@ -226,8 +239,8 @@ class Segment:
         if self.vectors.ntotal != int(self.meta["chunks"]):
             raise IndexMismatchError(f"{path / 'chunks.faiss'} does not match its segment")
         self.word_vectors = FaissVectors(path / "words.faiss", dim=dim,
-                                         params={"kind": "flat" if self.n_words < ANN_MIN
-                                                 else "ivf"})
+                                         params=self.meta["word_vectors"])
+        self._word_offsets = self._load("words_offsets.npy", (self.n_words + 1,))
         if self.word_vectors.ntotal != self.n_words:
             raise IndexMismatchError(f"{path / 'words.faiss'} does not match its segment")
         self.lexical = SegmentLexical(path, n_units=int(self.meta["chunks"]))
@@ -268,6 +281,16 @@ class Segment:
                 raise IndexMismatchError(f"{path} does not match its segment")
             self._words = words
         return self._words
+
+    def word(self, i: int) -> str:
+        """One word of the segment's vocabulary, read alone (a question needs a few)."""
+        if self._words is not None:
+            return self._words[i]
+        start, end = (int(v) for v in self._word_offsets[i : i + 2])
+        try:
+            return os.pread(self._files["words.txt"], end - start, start).decode("utf-8")[:-1]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IndexMismatchError(f"{self.path / 'words.txt'} is unreadable") from exc
 
     def _load(self, name: str, shape: tuple[int, ...] | None) -> np.ndarray:
         path = self.path / name

@@ -34,14 +34,17 @@ def _faiss() -> Any:
     return faiss
 
 
-def write_vectors(vectors: np.ndarray, path: Path, *, dim: int) -> dict[str, Any]:
-    """Write one segment's vectors; return the parameters recorded in the segment."""
+def write_vectors(
+    vectors: np.ndarray, path: Path, *, dim: int, ann_min: int | None = None
+) -> dict[str, Any]:
+    """Write one segment's vectors (IVF from `ann_min` vectors, default ANN_MIN); return the
+    parameters recorded in the segment."""
     faiss = _faiss()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
     n = len(vectors)
     sq = faiss.ScalarQuantizer.QT_fp16
     params: dict[str, Any]
-    if n < ANN_MIN:
+    if n < (ANN_MIN if ann_min is None else ann_min):
         index = faiss.IndexScalarQuantizer(dim, sq, faiss.METRIC_INNER_PRODUCT)
         params = {"kind": "flat"}
     else:
