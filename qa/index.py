@@ -601,7 +601,6 @@ class _EmbedCache:
         self._cache: dict[bytes, np.ndarray] = {}
         self._pool: Any = None
         self.workers = workers
-        self.embedded = 0
 
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
         keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest()
@@ -621,7 +620,6 @@ class _EmbedCache:
             if len(self._cache) + len(fresh) > self.MAX:
                 self._cache.clear()
             self._cache.update(fresh)
-            self.embedded += len(todo)
         if not texts:
             return np.zeros((0, self.embedder.dim), np.float32)
         return np.vstack([found[k] for k in keys]).astype(np.float32)

@@ -23,6 +23,14 @@ class VectorStore(Protocol):
         """(similarities, local ids) of the best k, best first; `allowed` is a bool mask."""
         ...
 
+    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, local ids) rows for several queries at once; id -1 pads a row."""
+        ...
+
+    def search_exact(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search over every vector (to measure the recall of `search`)."""
+        ...
+
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """float32 vectors of these local ids (for merges and exact re-scoring)."""
         ...

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from qa.errors import IndexMismatchError
+from qa.store.base import LexicalIndex
 
 LEXICAL_ID = "bm25-segments"
 LEXICAL_VERSION = 1
@@ -120,7 +121,7 @@ def bm25_idf(doc_freq: int, n_units: int) -> float:
 
 
 def bm25_scores(
-    segment: SegmentLexical, terms: Sequence[str], idfs: Sequence[float], avg_length: float
+    segment: LexicalIndex, terms: Sequence[str], idfs: Sequence[float], avg_length: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(local unit ids, scores) of the units holding any of the terms."""
     ids_parts, score_parts = [], []

@@ -36,6 +36,7 @@ import numpy as np
 from qa.chunking import Chunk, Span
 from qa.documents import Document
 from qa.errors import IndexMismatchError
+from qa.store.base import LexicalIndex, VectorStore
 from qa.store.lexical import SegmentLexical, write_lexical
 from qa.store.vectors import FaissVectors, write_vectors
 from qa.text import fold
@@ -235,15 +236,17 @@ class Segment:
         self.tri_keys = self._load("tri_keys.npy", None)
         self.tri_indptr = self._load("tri_indptr.npy", (len(self.tri_keys) + 1,))
         self.tri_words = self._load("tri_words.npy", None)
-        self.vectors = FaissVectors(path / "chunks.faiss", dim=dim, params=self.meta["vectors"])
+        # Typed by the store interfaces (qa.store.base): retrieval sees nothing of FAISS.
+        self.vectors: VectorStore = FaissVectors(path / "chunks.faiss", dim=dim,
+                                                 params=self.meta["vectors"])
         if self.vectors.ntotal != int(self.meta["chunks"]):
             raise IndexMismatchError(f"{path / 'chunks.faiss'} does not match its segment")
-        self.word_vectors = FaissVectors(path / "words.faiss", dim=dim,
+        self.word_vectors: VectorStore = FaissVectors(path / "words.faiss", dim=dim,
                                          params=self.meta["word_vectors"])
         self._word_offsets = self._load("words_offsets.npy", (self.n_words + 1,))
         if self.word_vectors.ntotal != self.n_words:
             raise IndexMismatchError(f"{path / 'words.faiss'} does not match its segment")
-        self.lexical = SegmentLexical(path, n_units=int(self.meta["chunks"]))
+        self.lexical: LexicalIndex = SegmentLexical(path, n_units=int(self.meta["chunks"]))
         self._row_offsets = self._load("docs_offsets.npy", (len(self.doc_ids) + 1,))
         self._chunk_bounds: np.ndarray | None = None
         self._sent_bounds: np.ndarray | None = None
