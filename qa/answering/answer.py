@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Kind = Literal["date", "quantity", "person", "place", "organisation", "other"]
-KINDS: tuple[str, ...] = ("date", "quantity", "person", "place", "organisation", "other")
+Kind = Literal["date", "quantity", "person", "place", "organisation", "command", "option",
+               "path", "package", "version", "other"]
+KINDS: tuple[str, ...] = ("date", "quantity", "person", "place", "organisation", "command",
+                          "option", "path", "package", "version", "other")
 
 
 @dataclass(frozen=True)

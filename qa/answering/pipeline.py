@@ -8,23 +8,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from qa import temporal
-from qa.answering import short
+from qa.answering import scorer, short
 from qa.answering.answer import Answer, AnswerSpan, Citation, ShortAnswer
+from qa.answering.features import INDEX, Candidate, QuestionView
+from qa.answering.kinds import NEWS_KINDS, TECHNICAL_KINDS, asked
 from qa.answering.question import Constraints, date_supported, read_question
-from qa.answering.sentences import (
-    DEFAULT_PARAMS,
-    AnswerParams,
-    Candidate,
-    score_sentences,
-    term_weights,
-)
+from qa.answering.sentences import DEFAULT_PARAMS, AnswerParams, score_sentences, term_weights
+from qa.answering.source import TextSource
 from qa.documents import page_of
 from qa.errors import InvalidQuestionError
 from qa.index import Index
-from qa.retrieval import Mode, Query, make_filters, prepare, retrieve
+from qa.retrieval import Mode, Passage, Query, make_filters, prepare, retrieve
 from qa.text import STOPWORDS, fold, is_blank, stem
 
 MAX_QUESTION_CHARS = 1000
@@ -45,7 +40,8 @@ QUALIFIED_KINDS = frozenset({"person", "place"})
 NEIGHBOUR_REACH = 40
 
 
-__all__ = ["MAX_K", "MAX_QUESTION_CHARS", "answer_question", "validate_question"]
+__all__ = ["MAX_K", "MAX_QUESTION_CHARS", "Check", "answer_question", "check_candidate",
+           "kind_group", "question_view", "validate_question"]
 
 
 def validate_question(question: str, k: int) -> str:
@@ -66,7 +62,7 @@ def validate_question(question: str, k: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Check:
+class Check:
     ok: bool
     note: str | None = None
     phrase: short.Span | None = None  # the short answer
@@ -74,7 +70,7 @@ class _Check:
     end: int | None = None  # answer end when it continues into the next sentence
 
 
-def _context(index: Index, cand: Candidate) -> tuple[list[int], int]:
+def _context(index: TextSource, cand: Candidate) -> tuple[list[int], int]:
     """Sentence ids of the candidate and its neighbours in its chunk, and its position."""
     sids = index.sentences_of_chunk(cand.chunk_id)
     i = sids.index(cand.sentence_id)
@@ -191,10 +187,11 @@ _WHAT = {"date": "when", "quantity": "how many or how much", "place": "where",
          "person": "who", "organisation": "which organisation"}
 
 
-def _check(
-    index: Index, cand: Candidate, query: Query, cons: Constraints
-) -> _Check:
-    """Whether the candidate sentence (and its neighbours) supports the question."""
+def check_candidate(index: TextSource, cand: Candidate, view: QuestionView) -> Check:
+    """Whether the candidate sentence (and its neighbours) supports the question: the hand
+    rules that stay (a date question needs its date, a count its number…), and the short
+    answer."""
+    query, cons = view.query, view.cons
     ctx_ids, pos = _context(index, cand)
     # The note names what the passage shares with the question.
     passage_terms: set[str] = set()
@@ -214,7 +211,7 @@ def _check(
             in_doc = ref is not None and qd.value is not None and len(qd.value) == 4 and \
                 temporal.overlaps(qd.value, ref.value)
             if not (date_supported(qd, mentions) or in_doc):
-                return _Check(False, _note(topic, f"in {qd.text}") if topic else
+                return Check(False, _note(topic, f"in {qd.text}") if topic else
                               f"The documents say nothing dated {qd.text}.")
     text = index.doc(cand.doc_id).text
     if cons.kind == "other":
@@ -222,14 +219,14 @@ def _check(
         if cons.kind_of and cons.head is not None and cons.head.group:
             qualified = short.qualified_head(text, cand.start, cand.end, cons.head.group)
             if qualified is not None:
-                return _Check(True, phrase=qualified)
+                return Check(True, phrase=qualified)
         if cons.head is not None and cons.head.group:
             named = short.headed_name(text, cand.start, cand.end, cons.head.group)
             if named is not None:
-                return _Check(True, phrase=named)
+                return Check(True, phrase=named)
         phrase = short.novel_phrase(text, cand.start, cand.end, wanted,
                                     hits=_hits(text, cand.start, cand.end, query))
-        return _Check(True, phrase=phrase)
+        return Check(True, phrase=phrase)
     hits = _hits(text, cand.start, cand.end, query)
     reach = NAME_REACH if cons.kind in ("person", "place", "organisation") else None
     found = _fit(short.spans(index, cand.doc_id, cand.start, cand.end, cons.kind), text, cons)
@@ -266,8 +263,60 @@ def _check(
     if span is None and required:
         what = {"day": "on what day", "year": "in what year"}.get(cons.granularity or "",
                                                                  _WHAT[cons.kind])
-        return _Check(False, _note(topic, what))
-    return _Check(True, phrase=span, start=start, end=end)
+        return Check(False, _note(topic, what))
+    return Check(True, phrase=span, start=start, end=end)
+
+
+def kind_group(kind: str) -> str:
+    """news, technical, definition or other: the calibrator's view of the asked kind."""
+    if kind in NEWS_KINDS:
+        return "news"
+    if kind in TECHNICAL_KINDS or kind == "howto":
+        return "technical"
+    return "definition" if kind == "definition" else "other"
+
+
+def question_view(index: TextSource, query: Query) -> QuestionView:
+    """Term weights, asked kind and constraints of a prepared question, computed once."""
+    weights = term_weights(index, query)
+    kind = asked(query.text)
+    return QuestionView(query, tuple(weights), kind,
+                        read_question(index, query, weights, asked_as=kind))
+
+
+def barred(cand: Candidate) -> bool:
+    """Sentences that never answer: boilerplate (copyright, licence, navigation), and a
+    listing line for a question in prose."""
+    x = cand.features
+    return bool(x[INDEX["boilerplate"]] or x[INDEX["listing_prose"]])
+
+
+def calibrated(
+    sp: scorer.ScorerParams, view: QuestionView, best: Candidate, runner_up: Candidate | None,
+    check: Check,
+) -> float:
+    """The probability that answering with `best` (as checked) is right."""
+    phrase = check.phrase
+    return scorer.confidence(sp, scorer.calibration_vector(
+        best, runner_up, coverage=view.query.coverage, phrase=phrase is not None,
+        typed_phrase=phrase is not None and phrase.kind != "other",
+        extended=check.start is not None or check.end is not None,
+        kind_group=kind_group(view.asked.kind)))
+
+
+def retrieve_for(
+    index: Index, question: str, *, k: int = 5, doc_ids: Sequence[str] | None = None,
+    date_from: dt.date | str | None = None, date_to: dt.date | str | None = None,
+    mode: Mode = "hybrid", params: AnswerParams = DEFAULT_PARAMS,
+) -> tuple[QuestionView, list[Passage]]:
+    """The question's view and the passages whose sentences compete (the pool)."""
+    filters = make_filters(index, doc_ids=doc_ids, date_from=date_from, date_to=date_to)
+    query = prepare(index, question)
+    passages = retrieve(
+        index, query, k=max(k, params.pool), mode=mode, filters=filters,
+        lexical_weight=params.lexical_weight,
+    )
+    return question_view(index, query), passages
 
 
 def answer_question(
@@ -280,26 +329,17 @@ def answer_question(
     date_to: dt.date | str | None = None,
     mode: Mode = "hybrid",
     params: AnswerParams = DEFAULT_PARAMS,
+    scorer_params: scorer.ScorerParams | None = None,
 ) -> Answer:
     """Answer a question from the index: best sentence and its passages, or abstain."""
     question = validate_question(question, k)
-    filters = make_filters(index, doc_ids=doc_ids, date_from=date_from, date_to=date_to)
+    sp = scorer_params or scorer.load_params()
+    threshold = sp.threshold if params.threshold is None else params.threshold
     bad_dates = temporal.impossible_dates(question)
-    query = prepare(index, question)
-    passages = retrieve(
-        index, query, k=max(k, params.pool), mode=mode, filters=filters,
-        lexical_weight=params.lexical_weight,
-    )
-    candidates = score_sentences(index, query, passages, params)
-    cons = read_question(index, query, term_weights(index, query))
-    if cons.dates and params.date_match:
-        # Date-scoped questions favour sentences whose (resolved) dates match theirs.
-        candidates = [
-            replace(c, score=c.score + params.date_match) if any(
-                date_supported(qd, short.dates_in(index, c.doc_id, c.start, c.end))
-                for qd in cons.dates) else c
-            for c in candidates
-        ]
+    view, passages = retrieve_for(index, question, k=k, doc_ids=doc_ids, date_from=date_from,
+                                  date_to=date_to, mode=mode, params=params)
+    source: TextSource = index
+    candidates = score_sentences(source, view, passages, sp)
 
     # Rerank passages by their best sentence: the passage holding the answer comes first.
     best_by_passage: dict[int, Candidate] = {}
@@ -309,49 +349,46 @@ def answer_question(
             best_by_passage[cand.passage_pos] = cand
     order = sorted(
         range(len(passages)),
-        key=lambda i: (-(best_by_passage[i].score if i in best_by_passage else -1.0), i),
+        key=lambda i: (-(best_by_passage[i].score if i in best_by_passage else -1e9), i),
     )[:k]
     citations = []
     for rank, i in enumerate(order, start=1):
         c = passages[i].chunk
         score = best_by_passage[i].score if i in best_by_passage else 0.0
         citations.append(Citation(rank, c.doc_id, c.start, c.end, c.text, round(score, 4),
-                                  page_of(index.doc(c.doc_id), c.start)))
+                                  page_of(source.doc(c.doc_id), c.start)))
     cited = {passages[i].chunk_id for i in order}
 
-    best = best_by_passage.get(order[0]) if order else None
-    confidence = float(np.round(best.score, 4)) if best else 0.0
+    ranked = sorted((c for c in candidates if c.chunk_id in cited and not barred(c)),
+                    key=lambda c: -c.score)
     if bad_dates:  # "le 30 février": no passage can be about a day that does not exist
-        return Answer(question, None, True, None, citations, confidence,
+        return Answer(question, None, True, None, citations, 0.0,
                       note=f"{bad_dates[0]!r} is not a date, so nothing can answer it.")
-    if best is None or confidence < params.threshold:
-        return Answer(question, None, True, None, citations, confidence,
+    if not ranked:
+        return Answer(question, None, True, None, citations, 0.0,
                       note="No passage of these documents is close enough to the question.")
-    ranked = sorted((c for c in candidates if c.chunk_id in cited), key=lambda c: -c.score)
-    first_note = None
-    # Measured and rejected: giving the best document's other sentences a second chance when
-    # only the asked kind was missing (utility 0.74/0.69 -> 0.72/0.62: near-misses get
-    # answered from a sentence about something else); requiring the noun of "which X" in the
-    # sentence or its neighbours (false abstention 0.05/0.08 -> 0.13/0.11: "think tank"
-    # finds no French word); requiring the question's rare words in the sentence or its
-    # neighbours for person questions (false abstention 0.05/0.08 -> 0.10/0.13: English words
-    # translate to French words the sentence does not use).
-    for cand in ranked[: params.alternatives]:
-        if cand.score < params.threshold:
-            break
-        check = _check(index, cand, query, cons)
+    first_note, first_conf = None, None
+    for n, cand in enumerate(ranked[: params.alternatives]):
+        check = check_candidate(source, cand, view)
+        runner_up = ranked[n + 1] if n + 1 < len(ranked) else None
+        conf = round(calibrated(sp, view, cand, runner_up, check), 4)
+        first_conf = conf if first_conf is None else first_conf
         if not check.ok:
             first_note = first_note or check.note
             continue
+        if conf < threshold:
+            first_note = first_note or \
+                "No passage of these documents is close enough to the question."
+            continue
         start, end = check.start or cand.start, check.end or cand.end
-        text = index.doc(cand.doc_id).text
+        text = source.doc(cand.doc_id).text
         sa = None
         if check.phrase is not None:
             s = check.phrase
             sa = ShortAnswer(text[s.start : s.end], cand.doc_id, s.start, s.end,
                              s.kind, s.value)  # type: ignore[arg-type]
         return Answer(question, text[start:end], False,
-                      AnswerSpan(cand.doc_id, start, end, page_of(index.doc(cand.doc_id), start)),
-                      citations,
-                      float(np.round(cand.score, 4)), short_answer=sa)
-    return Answer(question, None, True, None, citations, confidence, note=first_note)
+                      AnswerSpan(cand.doc_id, start, end,
+                                 page_of(source.doc(cand.doc_id), start)),
+                      citations, conf, short_answer=sa)
+    return Answer(question, None, True, None, citations, first_conf or 0.0, note=first_note)

@@ -15,41 +15,12 @@ import re
 from dataclasses import dataclass
 
 from qa import temporal
-from qa.index import Index
+from qa.answering.kinds import Asked, asked, constraint_kind
+from qa.answering.kinds import asked_kind as asked_kind  # re-exported
+from qa.answering.source import TextSource
 from qa.retrieval import Query
 from qa.text import STOPWORDS, content_words, fold
 
-_WORD = r"[\w’'-]"
-_ASKED = [
-    ("date", re.compile(
-        r"\b(?:when|quand|what (?:\w+ )?date|which date|quelle (?:\w+ )?date|en quelle annee|"
-        r"what year|which year|"
-        r"quel jour|what day|since when|depuis quand|a quelle date|depuis quelle annee|"
-        r"in what year|on what date|until when|jusqu.a quand)\b|^date\b|\bdate (?:du|de|of)\b")),
-    ("quantity", re.compile(
-        r"\b(?:how many|how much|combien|what number|quel nombre|quelle quantite|what amount|"
-        r"quel montant|how far|quelle distance|what distance|what share|quelle part|"
-        r"what percentage|quel pourcentage|what proportion|quelle proportion)\b|^montant\b"
-        # a measure asked for: "What maximum altitude…", "Quelle était la puissance…"
-        r"|\b(?:what|which|quel|quelle)\s+(?:\w+\s+){0,2}(?:altitude|height|hauteur|range|"
-        r"portee|distance|speed|vitesse|power|puissance|yield|weight|poids|length|longueur|"
-        r"duration|duree|size|taille|population|superficie|area|price|prix|cost|cout)\b"
-        r"|\ben (?:kilotonnes|kilometres|km|tonnes|dollars|euros|metres)\b")),
-    ("place", re.compile(
-        r"\b(?:where|in which (?:\w+ )?(?:city|country|region|port|town|province)|"
-        r"(?:which|what) (?:city|country|region|port|town|province)|"
-        r"dans quelle (?:ville|region|province)|quelle (?:ville|region|province)|quel pays|"
-        r"dans quel pays|de quel port|quel port|from which port)\b|(?:^|\s)ou\s")),
-    ("organisation", re.compile(
-        r"\b(?:which|what|quel|quelle|quels|quelles)\s+(?:\w+\s+){0,2}(?:think tank|agency|"
-        r"agence|organisation|organization|institute|institut|intelligence service|"
-        r"news agency|company|entreprise|groupe de reflexion|service de renseignement)\b")),
-    ("person", re.compile(
-        r"\b(?:who|qui|whom|whose|comment s.appelle|quel est le nom|what is the name|name of|"
-        r"nom du|nom de|name)\b|(?:which|what|quel|quelle)\s+(?:\w+\s+){0,2}"
-        r"(?:minister|ministre|president|leader|dirigeant|expert|chief|general|official|"
-        r"prime minister|premier ministre|secretary|secretaire|commander|commandant)\b")),
-]
 # A question that explicitly asks for a name needs one, whatever else the sentence holds.
 _EXPLICIT_NAME = re.compile(
     r"\b(?:comment s.appell?ent|comment s.appelle|quel est le nom|what is the name|name of|"
@@ -63,17 +34,6 @@ _QUESTION_WORDS = frozenset(fold(w) for w in [
 ])
 _MONTHS = frozenset(fold(m) for m in temporal.MONTH_WORDS) | frozenset(
     fold(w) for w in temporal.WEEKDAY_WORDS)
-
-
-def asked_kind(question: str) -> str:
-    """date, quantity, place, organisation, person, or other: what the question asks for."""
-    folded = fold(question.strip())
-    if "où" in question.lower():
-        return "place"
-    for kind, pattern in _ASKED:
-        if pattern.search(folded):
-            return kind
-    return "other"
 
 
 _YEAR_ASKED = re.compile(
@@ -222,8 +182,11 @@ class Constraints:
 RARE_SHARE = 0.08
 
 
-def read_question(index: Index, query: Query, weights: list[float]) -> Constraints:
-    """The constraints of a prepared question (weights: `term_weights`, one per group)."""
+def read_question(
+    index: TextSource, query: Query, weights: list[float], *, asked_as: Asked | None = None
+) -> Constraints:
+    """The constraints of a prepared question (weights: `term_weights`, one per group;
+    asked_as: `kinds.asked(question)` when the caller has it already)."""
     question = query.text
     words = content_words(question)
     n = max(index.n_units, 1)  # the statistics doc_freq counts in
@@ -262,7 +225,7 @@ def read_question(index: Index, query: Query, weights: list[float]) -> Constrain
             dates.append(QuestionDate(mention.text, None, month))
         elif mention.value:
             dates.append(QuestionDate(mention.text, mention.value, None))
-    kind = asked_kind(question)
+    kind = constraint_kind((asked_as or asked(question)).kind)
     counted = None
     word = counted_word(question) if kind == "quantity" else None
     if word:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa import temporal
-from qa.index import Index
+from qa.answering.source import TextSource
 from qa.text import STOPWORDS, fold, stem
 
 # ------------------------------------------------------------------------------- quantities
@@ -32,8 +32,9 @@ _MULTIPLIERS = {
     "billion": 1_000_000_000, "billions": 1_000_000_000,
 }
 _NUMBER = (
-    r"(?P<num>\d{1,3}(?:(?P<sep>[ \u00a0\u202f,])\d{3})(?:(?P=sep)\d{3})*(?:[.,]\d+)?(?!\d)"
-    r"|\d+(?:[.,]\d+)?(?![\d\w])"
+    r"(?<![\w.])(?P<num>\d{1,3}(?:(?P<sep>[ \u00a0\u202f,])\d{3})(?:(?P=sep)\d{3})*"
+    r"(?:[.,]\d+)?(?!\d)"
+    r"|(?<![\w.])\d+(?:[.,]\d+)?(?![\d\w]|\.\d)"
     rf"|\b(?:{'|'.join(sorted(_UNITS_WORDS, key=len, reverse=True))})\b)"
 )
 _MODIFIER = (
@@ -237,12 +238,74 @@ def _names(
     return out
 
 
+# ------------------------------------------------------------------------------ technical
+
+# An option: "-l", "--files-with-matches", "--sort=size", "-iname" (find's tests).
+_OPTION = re.compile(r"(?<![\w/-])(?:--[A-Za-z][\w-]*(?:=[\w-]+)?|-[A-Za-z][A-Za-z]{0,8}\b"
+                     r"|-[A-Za-z0-9](?![\w-]))")
+# A path: "/etc/apt/sources.list", "~/.bashrc", "./configure"; a file name with an extension.
+_PATH = re.compile(r"(?<![\w/.-])(?:~|\.{1,2})?/(?:[\w.+@-]+/?)+|(?<![\w/.-])~?\.?[\w+-]+"
+                   r"(?:\.(?:conf|cfg|list|ini|py|sh|txt|json|ya?ml|toml|d|deb|rc|html|rst|log))\b")
+# A version: "3.11", "2.38.1", "12" after the word version.
+_VERSION = re.compile(r"(?<![\w.])\d+(?:\.\d+)+(?![\w.]*\d)|(?<=version )\d+\b",
+                      re.IGNORECASE)
+# A command or package: a lower-case word after a prompt, an install verb or in an inline
+# code mark-up; or a word shaped like one ("apt-get", "python3-venv", "dpkg").
+_PROMPT = re.compile(r"(?:^|\n)\s*(?:[$#]|>>>)\s+(?P<w>[a-z][\w.+-]*)")
+_AFTER_INSTALL = re.compile(r"\b(?:install|installer|remove|purge)\s+(?P<w>[a-z][\w.+-]*[\w+])")
+_CODE_WORD = re.compile(r"[`‘“\"«]\s*(?P<w>[a-z][\w.+-]*)(?:\s[^`’”\"»\n]{0,40})?\s*[`’”\"»]")
+_SHAPED = re.compile(r"(?<![\w.-])(?P<w>[a-z][a-z0-9]*(?:-[a-z0-9]+)+|[a-z]+[0-9][a-z0-9]*)"
+                     r"(?![\w-])")
+
+
+def whole_tokens(text: str, span: Span) -> bool:
+    """Whether a span begins and ends at token edges: never "6" out of "IPv6"."""
+    before = text[span.start - 1] if span.start > 0 else " "
+    after = text[span.end] if span.end < len(text) else " "
+    nxt = text[span.end + 1] if span.end + 1 < len(text) else " "
+    return not (before.isalnum() or after.isalnum()
+                or (after in ".," and nxt.isdigit()) or (before in "." and span.start > 1
+                                                         and text[span.start - 2].isdigit()))
+
+
+def technical(text: str, start: int, end: int, kind: str) -> list[Span]:
+    """Spans of a technical kind (option, path, version, command, package; 'howto' and
+    'technical': options then commands) in text[start:end], in text order."""
+    part = text[start:end]
+    found: list[Span] = []
+
+    def add(pattern: re.Pattern[str], k: str, group: int | str = 0) -> None:
+        for m in pattern.finditer(part):
+            s, e = start + m.start(group), start + m.end(group)
+            while e > s and text[e - 1] in ".,;:":
+                e -= 1  # the sentence's full stop, not the path's
+            found.append(Span(s, e, k, text[s:e]))
+
+    if kind in ("option", "howto", "technical"):
+        add(_OPTION, "option")
+    if kind == "path":
+        add(_PATH, "path")
+    if kind == "version":
+        add(_VERSION, "version")
+    if kind in ("command", "package", "howto", "technical"):
+        k = "package" if kind == "package" else "command"
+        for pattern in (_PROMPT, _AFTER_INSTALL, _CODE_WORD, _SHAPED):
+            add(pattern, k, "w")
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for sp in sorted(found, key=lambda sp: sp.start):
+        if (sp.start, sp.end) not in seen and whole_tokens(text, sp):
+            seen.add((sp.start, sp.end))
+            out.append(sp)
+    return out
+
+
 # ------------------------------------------------------------------------------- documents
 
 _DATE_CACHE: dict[tuple[str, str], list[temporal.DateMention]] = {}
 
 
-def document_reference(index: Index, doc_id: str) -> temporal.ReferenceDate | None:
+def document_reference(index: TextSource, doc_id: str) -> temporal.ReferenceDate | None:
     """The document's reference date: metadata, else inferred from its text (cached)."""
     meta = index.doc_meta(doc_id)
     return temporal.reference_date(
@@ -250,7 +313,7 @@ def document_reference(index: Index, doc_id: str) -> temporal.ReferenceDate | No
     )
 
 
-def document_dates(index: Index, doc_id: str) -> list[temporal.DateMention]:
+def document_dates(index: TextSource, doc_id: str) -> list[temporal.DateMention]:
     """Every date mention of a document, resolved against its reference date (cached)."""
     meta = index.doc_meta(doc_id)
     key = (doc_id, str(meta.get("sha256")))
@@ -268,7 +331,7 @@ def document_dates(index: Index, doc_id: str) -> list[temporal.DateMention]:
     return found
 
 
-def dates_in(index: Index, doc_id: str, start: int, end: int) -> list[temporal.DateMention]:
+def dates_in(index: TextSource, doc_id: str, start: int, end: int) -> list[temporal.DateMention]:
     return [m for m in document_dates(index, doc_id) if start <= m.start and m.end <= end]
 
 
@@ -279,7 +342,7 @@ _CORPUS_PLACES: dict[tuple[int, object], frozenset[str]] = {}
 CORPUS_PLACES_MAX_DOCS = 1_000
 
 
-def corpus_places(index: Index) -> frozenset[str]:
+def corpus_places(index: TextSource) -> frozenset[str]:
     """Names any document of the index puts after a locative (cached per index generation);
     empty for an index of more than CORPUS_PLACES_MAX_DOCS documents."""
     if index.n_documents > CORPUS_PLACES_MAX_DOCS:
@@ -294,7 +357,7 @@ def corpus_places(index: Index) -> frozenset[str]:
 
 
 def spans(
-    index: Index, doc_id: str, start: int, end: int, kind: str
+    index: TextSource, doc_id: str, start: int, end: int, kind: str
 ) -> list[Span]:
     """Spans of one kind in document text[start:end], in text order."""
     dates = dates_in(index, doc_id, start, end)
@@ -302,15 +365,18 @@ def spans(
         return [Span(m.start, m.end, "date", m.value) for m in dates]
     text = index.doc(doc_id).text
     if kind == "quantity":
-        return _quantities(text, start, end, [(m.start, m.end) for m in dates])
+        return [s for s in _quantities(text, start, end, [(m.start, m.end) for m in dates])
+                if whole_tokens(text, s)]
     if kind in ("person", "place", "organisation"):
         found = _names(text, start, end, [(m.start, m.end) for m in dates],
                        corpus_places(index))
-        return [s for s in found if s.kind == kind]
+        return [s for s in found if s.kind == kind and whole_tokens(text, s)]
+    if kind in ("option", "path", "version", "command", "package", "howto", "technical"):
+        return technical(text, start, end, kind)
     return []
 
 
-def names(index: Index, doc_id: str, start: int, end: int) -> list[Span]:
+def names(index: TextSource, doc_id: str, start: int, end: int) -> list[Span]:
     """Capitalised names of any kind in document text[start:end]."""
     dates = dates_in(index, doc_id, start, end)
     return _names(index.doc(doc_id).text, start, end, [(m.start, m.end) for m in dates])

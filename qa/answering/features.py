@@ -1,0 +1,303 @@
+"""Candidate sentences -> feature vectors, the input of the learned scorer (scorer.py).
+
+Every signal the answer stage uses to rank sentences is computed here, once per candidate,
+as a float: the similarities and overlaps of the old hand-weighted score, the asked kind,
+dates, position, boilerplate, listings, definitions, and the block kind and section of a
+document with structure (neutral 0.0 without it). Adding a feature means adding a name to
+FEATURES, computing it in `_vector`, and refitting (eval/scorer/fit.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.answering import short
+from qa.answering.kinds import TECHNICAL_KINDS, Asked
+from qa.answering.question import Constraints, date_supported
+from qa.answering.source import TextSource, block_at, line_of
+from qa.retrieval import Passage, Query
+from qa.text import fold, tokens
+
+FEATURES: tuple[str, ...] = (
+    "dense",  # cosine of the sentence's vector and the question's
+    "overlap",  # IDF-weighted share of the question's words in the sentence
+    "plain_overlap",  # unweighted share of the question's (matched) words in the sentence
+    "kind_present",  # the sentence holds a phrase of the asked kind
+    "kind_absent",  # the question asks for a kind the sentence lacks
+    "heading",  # a short line without closing punctuation
+    "passage_rank",  # 1 / (1 + rank of its passage)
+    "passage_score",  # its passage's fused score over the best passage's
+    "date_match",  # +1 holds the question's date, -1 does not, 0 no date asked
+    "position",  # where in the document it starts (0..1)
+    "early",  # within the document's first 300 characters
+    "boilerplate",  # copyright, licence, navigation wording
+    "repeated",  # its line recurs across documents (log share)
+    "clipped",  # cut by its chunk's edge
+    "listing_prose",  # a listing/code line, for a question that is not technical
+    "listing_technical",  # a listing/code line, for a technical question
+    "option_line",  # begins with an option name (man pages' option lists)
+    "definition",  # "X is a…" / "X: …" for a "what is X" question
+    "anaphora",  # begins with a pronoun: its subject is in the sentence before…
+    "anaphora_prev",  # …weighted by the previous sentence's overlap with the question
+    "neighbour_overlap",  # best IDF overlap of the sentences before and after
+    "length",  # log of its length in characters
+    "block_code",  # block kinds (documents with structure; 0 without)
+    "block_list",
+    "block_definition",
+    "block_table",
+    "block_note",
+    "block_heading",
+    "section_overlap",  # IDF-weighted share of the question's words in the heading path
+    # The same signals weigh differently when a technical question (command, option, path,
+    # package, version, "how do I") reads reference text: the model sees them apart.
+    "tech_dense",
+    "tech_overlap",
+    "tech_heading",
+    "tech_passage_score",
+)
+INDEX = {name: i for i, name in enumerate(FEATURES)}
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """What the features need of a question, computed once: its prepared query, the IDF
+    weight of each of its words, its asked kind and its constraints."""
+
+    query: Query
+    weights: tuple[float, ...]
+    asked: Asked
+    cons: Constraints
+
+    @property
+    def total_weight(self) -> float:
+        return float(sum(self.weights))
+
+    @property
+    def technical(self) -> bool:
+        return self.asked.kind in TECHNICAL_KINDS or self.asked.kind == "howto"
+
+    def overlap(self, terms: frozenset[str] | set[str]) -> float:
+        total = self.total_weight
+        if not total:
+            return 0.0
+        return sum(w for g, w in zip(self.query.groups, self.weights, strict=True)
+                   if g & terms) / total
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence of a retrieved passage (clipped to the passage), its features and score."""
+
+    score: float
+    passage_pos: int
+    doc_id: str
+    start: int
+    end: int
+    chunk_id: int
+    sentence_id: int
+    features: np.ndarray = field(default_factory=lambda: np.zeros(len(FEATURES)),
+                                 compare=False, repr=False)
+
+
+_BOILERPLATE = re.compile(
+    r"copyright|©|\(c\)\s*\d{4}|all rights reserved|tous droits|licen[cs]ed?\b|licence\b|"
+    r"\bgnu (?:general|free|lesser)\b|free software foundation|permission is granted|"
+    r"this (?:program|document|manual) is free|without (?:any )?warranty|sans aucune garantie|"
+    r"navigation\b|table of contents|table des matieres|previous\s+(?:page|topic|chapter)|"
+    r"next\s+(?:page|topic|chapter)|report a bug|show source|last updated|derniere mise a jour|"
+    r"found a bug|^\s*(?:home|accueil|index|search|sommaire)\s*$", re.IGNORECASE | re.MULTILINE)
+_LISTING = re.compile(r"^\s*(?:[$#]|>>>|\.\.\.|%)\s+\S", re.MULTILINE)
+_OPTION_START = re.compile(r"^\s*(?:-{1,2}[A-Za-z0-9][\w-]*|[+-][A-Za-z])(?:[ ,=\[]|$)")
+_ANAPHORA = re.compile(
+    r"^\W*(?:it|its|this|these|those|they|their|such|there|he|she|the (?:first|second|latter|"
+    r"former|other)|il|elle|ils|elles|ce|cet|cette|ces|celui|celle|ceux|celles|cela|ceci|"
+    r"son|sa|ses|leur|leurs|le premier|la premiere|le second|la seconde|l.un|l.autre)\b",
+    re.IGNORECASE)
+_BLOCK_FEATURES = {"code": "block_code", "list_item": "block_list", "term": "block_definition",
+                   "definition": "block_definition", "table_row": "block_table",
+                   "note": "block_note", "heading": "block_heading", "caption": "block_note"}
+
+_REPEATED: dict[tuple[int, str], Counter[str]] = {}
+# Counting repeated lines reads every document once per index generation: a few hundred
+# milliseconds for hundreds of documents, too slow above this; the feature is 0 there.
+REPEATED_MAX_DOCS = 2_000
+
+
+def _line_key(line: str) -> str:
+    return " ".join(fold(line).split())
+
+
+def repeated_lines(source: TextSource) -> Counter[str]:
+    """Lines (normalised, 20+ characters) -> how many documents hold them; cached."""
+    if source.n_documents > REPEATED_MAX_DOCS:
+        return Counter()
+    key = (id(source), source.generation)
+    found = _REPEATED.get(key)
+    if found is None:
+        found = Counter()
+        for doc_id in source.doc_ids():
+            found.update({k for line in source.doc(doc_id).text.splitlines()
+                          if len(k := _line_key(line)) >= 20})
+        _REPEATED.clear()
+        _REPEATED[key] = found
+    return found
+
+
+def is_heading(sentence: str) -> bool:
+    """A short line with no closing punctuation: a title or section heading."""
+    return len(sentence) < 80 and sentence.rstrip()[-1:] not in ".!?…»\")*:;"
+
+
+def is_listing(text: str, start: int, end: int) -> bool:
+    """A shell/REPL line, or a line mostly of symbols: code, not prose."""
+    ls, le = line_of(text, start, end)
+    line = text[ls:le]
+    if _LISTING.search(line):
+        return True
+    body = text[start:end]
+    letters = sum(c.isalpha() or c.isspace() for c in body)
+    return len(body) >= 8 and letters / len(body) < 0.75
+
+
+def is_boilerplate(sentence: str) -> bool:
+    return bool(_BOILERPLATE.search(fold(sentence)))
+
+
+def _definition(sentence: str, subject: str | None) -> bool:
+    """'dpkg is a tool…', 'APT est un…', 'venv — creates…': the sentence defines the subject."""
+    if not subject:
+        return False
+    folded = fold(sentence)
+    words = re.escape(subject)
+    return bool(re.search(
+        rf"(?:^|\W)(?:an? |the |le |la |les |l.|un |une )?{words}\W{{0,3}}(?:\([^)]*\)\s*)?"
+        r"(?:is|are|was|est|sont|refers to|designe|means|signifie|stands for|[:—–-])\s", folded))
+
+
+def _text_features(sentence: str) -> tuple[bool, bool, bool]:
+    return is_heading(sentence), is_boilerplate(sentence), bool(_OPTION_START.match(sentence))
+
+
+def candidates(
+    source: TextSource, view: QuestionView, passages: list[Passage]
+) -> list[Candidate]:
+    """Every sentence of the passages (12+ characters), with its features; score 0."""
+    query = view.query
+    top_score = max((p.score for p in passages), default=0.0) or 1.0
+    repeated = repeated_lines(source)
+    n_docs = max(source.n_documents, 2)
+    sentence_kind = _SENTENCE_KIND.get(view.asked.kind)
+    out: list[Candidate] = []
+    for pos, p in enumerate(passages):
+        c = p.chunk
+        doc = source.doc(c.doc_id)
+        text = doc.text
+        sentence_ids = source.sentences_of_chunk(p.chunk_id)
+        sims = source.sentence_vectors_of(sentence_ids) @ query.vector if sentence_ids else []
+        spans = [source.sentence(si) for si in sentence_ids]
+        overlaps = []
+        for si, s in zip(sentence_ids, spans, strict=True):
+            start, end = max(s.start, c.start), min(s.end, c.end)
+            terms = (source.terms_of_sentence(si) if (start, end) == (s.start, s.end)
+                     else frozenset(tokens(text[start:end])))
+            overlaps.append((terms, view.overlap(terms)))
+        for i, (si, s, sim) in enumerate(zip(sentence_ids, spans, sims, strict=True)):
+            start, end = max(s.start, c.start), min(s.end, c.end)
+            while start > c.start and text[start - 1] == "-":
+                start -= 1  # the sentence splitter trims bullets, and so an option's dash
+            if end - start < 12:
+                continue
+            sentence = text[start:end]
+            clipped = start > s.start or end < s.end
+            dense = float(sim) * ((end - start) / (s.end - s.start) if clipped else 1.0)
+            terms, overlap = overlaps[i]
+            x = np.zeros(len(FEATURES))
+            x[INDEX["dense"]] = dense
+            x[INDEX["overlap"]] = overlap
+            matched = [g for g in query.groups if g]
+            x[INDEX["plain_overlap"]] = (sum(1 for g in matched if g & terms) / len(matched)
+                                         if matched else 0.0)
+            if sentence_kind is not None:
+                present = has_kind(sentence, sentence_kind)
+                x[INDEX["kind_present"]] = float(present)
+                x[INDEX["kind_absent"]] = float(not present)
+            heading, boiler, option = _text_features(sentence)
+            x[INDEX["heading"]] = float(heading)
+            x[INDEX["passage_rank"]] = 1 / (1 + pos)
+            x[INDEX["passage_score"]] = p.score / top_score
+            if view.cons.dates:
+                mentions = short.dates_in(source, c.doc_id, start, end)
+                x[INDEX["date_match"]] = 1.0 if any(
+                    date_supported(qd, mentions) for qd in view.cons.dates) else -1.0
+            x[INDEX["position"]] = start / max(len(text), 1)
+            x[INDEX["early"]] = float(start - doc.body_start < 300)
+            x[INDEX["boilerplate"]] = float(boiler)
+            ls, le = line_of(text, start, end)
+            count = max((repeated.get(_line_key(line), 0)
+                         for line in text[ls:le].splitlines()), default=0)
+            x[INDEX["repeated"]] = math.log1p(max(count - 1, 0)) / math.log1p(n_docs - 1)
+            x[INDEX["clipped"]] = float(clipped)
+            listing = is_listing(text, start, end)
+            x[INDEX["listing_technical" if view.technical else "listing_prose"]] = float(listing)
+            x[INDEX["option_line"]] = float(option)
+            x[INDEX["definition"]] = float(view.asked.kind == "definition"
+                                           and _definition(sentence, view.asked.subject))
+            if _ANAPHORA.match(sentence):
+                x[INDEX["anaphora"]] = 1.0
+                x[INDEX["anaphora_prev"]] = overlaps[i - 1][1] if i > 0 else 0.0
+            x[INDEX["neighbour_overlap"]] = max(
+                [overlaps[j][1] for j in (i - 1, i + 1) if 0 <= j < len(overlaps)],
+                default=0.0)
+            x[INDEX["length"]] = math.log(end - start) / 6
+            block = block_at(source, c.doc_id, start)
+            if block.kind in _BLOCK_FEATURES:
+                x[INDEX[_BLOCK_FEATURES[block.kind]]] = 1.0
+            if block.section:
+                x[INDEX["section_overlap"]] = view.overlap(
+                    frozenset(tokens(" ".join(block.section))))
+            if view.technical:
+                for name in ("dense", "overlap", "heading", "passage_score"):
+                    x[INDEX[f"tech_{name}"]] = x[INDEX[name]]
+            out.append(Candidate(0.0, pos, c.doc_id, start, end, p.chunk_id, si, x))
+    return out
+
+
+# ------------------------------------------------------------------ asked kind in a sentence
+
+_MONTHS = (
+    "janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
+    "january|february|march|april|may|june|july|august|september|october|november|december"
+)
+_YEAR = r"\b(?:1[89]\d\d|20\d\d)\b"
+_DATE = re.compile(rf"{_YEAR}|\b(?:{_MONTHS})\b|\b(?:lundi|mardi|mercredi|jeudi|vendredi|"
+                   r"samedi|dimanche|dernier|derniere|hier|semaine)\b")
+# A quantity: a number that is neither a year nor a day of a month, or a number word.
+_QUANTITY = re.compile(
+    rf"(?<![\d-])(?!{_YEAR})\d[\d\u00a0\u202f ,.]*(?!\d)(?!\s*(?:er\s+)?(?:{_MONTHS})\b)"
+    r"|\b(?:millions?|milliards?|milliers?|dizaines?|centaines?|douzaines?|vingtaine|"
+    r"cinquantaine|mille|moitie|half|thousands?|hundreds?|dozens?)\b"
+    # Small number words count, except after an article: "six officiers" is a quantity,
+    # "les deux pays" is not.
+    r"|(?<!les )(?<!ces )(?<!des )(?<!the )\b(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|"
+    r"douze|vingt|cent|two|three|four|five|six|seven|eight|nine|ten)\b"
+)
+_NAME = re.compile(r"\b[A-ZÀ-Ý][\wà-ÿ’'-]+(?:[ -][A-ZÀ-Ý][\wà-ÿ’'-]+)+")
+_SENTENCE_KIND = {"date": "date", "quantity": "quantity", "person": "name",
+                  "organisation": "name", "howto": "technical",
+                  **{k: k for k in TECHNICAL_KINDS}}
+
+
+def has_kind(sentence: str, kind: str) -> bool:
+    """Whether a sentence holds something of the kind a question asks for ('date',
+    'quantity', 'name', a technical kind, or 'technical': an option or a command)."""
+    if kind == "name":
+        return bool(_NAME.search(sentence))
+    if kind in TECHNICAL_KINDS or kind == "technical":
+        return bool(short.technical(sentence, 0, len(sentence), kind))
+    folded = fold(sentence)
+    return bool((_DATE if kind == "date" else _QUANTITY).search(folded))

@@ -1,0 +1,91 @@
+"""The narrow view of an index that answering reads through.
+
+Answering needs a document's text, the sentences of a chunk and their terms and vectors, a few
+corpus statistics and, when the parser gave them, the document's blocks (their kind and
+heading path). `TextSource` names exactly that; `qa.index.Index` satisfies it structurally,
+and a test can hand in anything smaller. Retrieval is not part of it: the pipeline retrieves
+from the index, then answers from the source.
+
+Blocks are read through `block_at`, which returns a neutral `BlockInfo` when the document has
+no blocks (every parser today): the features that use a block's kind or section get their
+neutral value, and start to count once documents carry structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from qa.chunking import Chunk, Span
+from qa.documents import Document
+
+
+@runtime_checkable
+class TextSource(Protocol):
+    """What answering reads: texts, sentences, terms, a few statistics."""
+
+    @property
+    def n_units(self) -> int: ...  # chunks counted by doc_freq
+
+    @property
+    def n_documents(self) -> int: ...
+
+    @property
+    def generation(self) -> str: ...
+
+    def doc_ids(self) -> list[str]: ...
+
+    def doc(self, doc_id: str) -> Document: ...
+
+    def doc_meta(self, doc_id: str) -> dict[str, Any]: ...
+
+    def doc_freq(self, term: str) -> int: ...
+
+    def chunk(self, chunk_id: int) -> Chunk: ...
+
+    def sentences_of_chunk(self, chunk_id: int) -> list[int]: ...
+
+    def sentence(self, sentence_id: int) -> Span: ...
+
+    def sentence_vectors_of(self, sentence_ids: list[int]) -> np.ndarray: ...
+
+    def terms_of_sentence(self, i: int) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """The block holding an offset: its kind and heading path; kind None without blocks."""
+
+    kind: str | None = None
+    section: tuple[str, ...] = ()
+
+
+NO_BLOCK = BlockInfo()
+
+
+def _blocks(doc: Document) -> Sequence[Any]:
+    # Documents gain `blocks` (objects with start, end, kind, and a heading path) with the
+    # structure issue; until then there are none and every feature reading them is neutral.
+    return getattr(doc, "blocks", None) or ()
+
+
+def block_at(source: TextSource, doc_id: str, offset: int) -> BlockInfo:
+    """Kind and section of the block holding `offset` of the document; NO_BLOCK if none."""
+    for b in _blocks(source.doc(doc_id)):
+        start, end = int(getattr(b, "start", -1)), int(getattr(b, "end", -1))
+        if start <= offset < end:
+            path = getattr(b, "heading_path", None) or getattr(b, "section", None) or ()
+            if isinstance(path, str):
+                path = (path,)
+            return BlockInfo(str(getattr(b, "kind", "")) or None, tuple(str(p) for p in path))
+    return NO_BLOCK
+
+
+def line_of(text: str, start: int, end: int) -> tuple[int, int]:
+    """The [start, end) of the text lines the span [start, end) touches."""
+    s = text.rfind("\n", 0, start) + 1
+    e = text.find("\n", end)
+    return s, (len(text) if e < 0 else e)
