@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa.answering import pipeline  # noqa: E402
 from qa.answering.features import FEATURES, INDEX, candidates  # noqa: E402
+from qa.answering.scorer import CALIBRATION_BASE  # noqa: E402
 from qa.embedding import make_embedder  # noqa: E402
 from qa.evaluation import read_questions  # noqa: E402
 from qa.evaluation.normalize import answer_contains  # noqa: E402
@@ -51,6 +52,7 @@ def _prescore(x: np.ndarray) -> float:
 def collect(part: str, index_root: Path) -> dict[str, Any]:
     sets = json.loads((HERE / "sets.json").read_text(encoding="utf-8"))["corpora"]
     rows: list[np.ndarray] = []
+    base_rows: list[np.ndarray] = []
     cand_cols: dict[str, list[Any]] = {k: [] for k in (
         "question", "right", "check_ok", "phrase", "typed_phrase", "extended", "barred",
         "passage_pos", "rank_prescore")}
@@ -79,6 +81,8 @@ def collect(part: str, index_root: Path) -> dict[str, Any]:
                         continue
                     kept += 1
                     rows.append(c.features.astype(np.float32))
+                    base_rows.append(pipeline.calibration_base(index, view, c, check)
+                                     .astype(np.float32))
                     phrase = check.phrase
                     for key, value in (
                         ("question", qi), ("right", right), ("check_ok", check.ok),
@@ -96,6 +100,8 @@ def collect(part: str, index_root: Path) -> dict[str, Any]:
                     "coverage": round(view.query.coverage, 6), "candidates": kept,
                 })
     return {"X": np.stack(rows) if rows else np.zeros((0, len(FEATURES)), np.float32),
+            "B": np.stack(base_rows) if base_rows else np.zeros(
+                (0, len(CALIBRATION_BASE)), np.float32),
             **{k: np.asarray(v) for k, v in cand_cols.items()}, "questions": questions}
 
 
@@ -112,6 +118,7 @@ def main() -> None:
         data = collect(part, args.index_root)
         qs = data.pop("questions")
         np.savez_compressed(out_dir / f"{part}.npz", features=np.asarray(FEATURES),
+                            base_features=np.asarray(CALIBRATION_BASE),
                             questions=np.asarray(json.dumps(qs)), **data)
         print(f"{part}: {len(qs)} questions, {len(data['X'])} candidates "
               f"({time.perf_counter() - started:.0f}s)")

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from qa.answering import scorer  # noqa: E402
-from qa.answering.features import FEATURES, INDEX  # noqa: E402
+from qa.answering.features import FEATURES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RANKER_L2 = 1.0
@@ -46,11 +46,13 @@ BINS = 10
 def load(part: str) -> dict[str, Any]:
     with np.load(HERE / "data" / f"{part}.npz") as z:
         data = {k: z[k] for k in z.files}
-    if tuple(str(f) for f in data.pop("features")) != FEATURES:
+    if tuple(str(f) for f in data.pop("features")) != FEATURES or tuple(
+            str(f) for f in data.pop("base_features")) != scorer.CALIBRATION_BASE:
         raise SystemExit(f"{part}.npz was collected with other features: run "
                          "python eval/scorer/collect.py first")
     data["questions"] = json.loads(str(data["questions"]))
     data["X"] = data["X"].astype(np.float64)
+    data["B"] = data["B"].astype(np.float64)
     return data
 
 
@@ -164,15 +166,9 @@ def calibration_rows(
         if best < 0 or not data["check_ok"][best]:
             continue
         q = data["questions"][qi]
-        x = data["X"][best]
         ids.append(qi)
-        rows.append([
-            scores[best], scores[best] - scores[second] if second is not None else 0.0,
-            x[INDEX["dense"]], x[INDEX["overlap"]], x[INDEX["plain_overlap"]], q["coverage"],
-            float(data["phrase"][best]), float(data["typed_phrase"][best]),
-            float(data["extended"][best]), float(q["group"] == "news"),
-            float(q["group"] == "technical"), float(q["group"] == "definition"),
-        ])
+        lead = scores[best] - scores[second] if second is not None else 0.0
+        rows.append([scores[best], lead, *data["B"][best]])
         labels.append(float(bool(data["right"][best]) and not q["unanswerable"]))
     return np.array(ids, int), np.array(rows), np.array(labels)
 

@@ -4,9 +4,12 @@ abstain (saying what was found), and isolate the short answer."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from qa import temporal
 from qa.answering import scorer, short
@@ -291,17 +294,38 @@ def barred(cand: Candidate) -> bool:
     return bool(x[INDEX["boilerplate"]] or x[INDEX["listing_prose"]])
 
 
+def calibration_base(
+    source: TextSource, view: QuestionView, cand: Candidate, check: Check
+) -> np.ndarray:
+    """The calibrator's view of a candidate, apart from its ranker score and lead (see
+    scorer.CALIBRATION_BASE)."""
+    x = cand.features
+    ctx_ids, _ = _context(source, cand)
+    terms: set[str] = set()
+    for sid in ctx_ids:
+        terms |= source.terms_of_sentence(sid)
+    pins = [t.group for unit in view.cons.entities for t in unit if t.group] + \
+        [t.group for t in view.cons.rare if t.group]
+    pinned = sum(1 for g in pins if g & terms) / len(pins) if pins else 1.0
+    phrase = check.phrase
+    group = kind_group(view.asked.kind)
+    return np.array([
+        x[INDEX["dense"]], x[INDEX["overlap"]], x[INDEX["plain_overlap"]],
+        x[INDEX["passage_score"]], view.query.coverage, pinned,
+        math.log1p(len(view.query.groups)) / 3, float(phrase is not None),
+        float(phrase is not None and phrase.kind != "other"),
+        float(check.start is not None or check.end is not None),
+        float(group == "news"), float(group == "technical"), float(group == "definition"),
+    ])
+
+
 def calibrated(
-    sp: scorer.ScorerParams, view: QuestionView, best: Candidate, runner_up: Candidate | None,
-    check: Check,
+    sp: scorer.ScorerParams, source: TextSource, view: QuestionView, best: Candidate,
+    runner_up: Candidate | None, check: Check,
 ) -> float:
     """The probability that answering with `best` (as checked) is right."""
-    phrase = check.phrase
-    return scorer.confidence(sp, scorer.calibration_vector(
-        best, runner_up, coverage=view.query.coverage, phrase=phrase is not None,
-        typed_phrase=phrase is not None and phrase.kind != "other",
-        extended=check.start is not None or check.end is not None,
-        kind_group=kind_group(view.asked.kind)))
+    base = calibration_base(source, view, best, check)
+    return scorer.confidence(sp, scorer.calibration_vector(best, runner_up, base))
 
 
 def retrieve_for(
@@ -371,7 +395,7 @@ def answer_question(
     for n, cand in enumerate(ranked[: params.alternatives]):
         check = check_candidate(source, cand, view)
         runner_up = ranked[n + 1] if n + 1 < len(ranked) else None
-        conf = round(calibrated(sp, view, cand, runner_up, check), 4)
+        conf = round(calibrated(sp, source, view, cand, runner_up, check), 4)
         first_conf = conf if first_conf is None else first_conf
         if not check.ok:
             first_note = first_note or check.note

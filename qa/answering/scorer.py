@@ -33,19 +33,27 @@ from qa.errors import QAError
 PARAMS_PATH = Path(__file__).with_name("scorer.json")
 PARAMS_FORMAT = "qa-scorer/1"
 
-CALIBRATION_FEATURES: tuple[str, ...] = (
-    "rank_score",  # the ranker's score of the best candidate
-    "margin",  # its lead over the runner-up (0 when alone)
+# What the calibrator reads of the best candidate besides its ranker score and lead:
+# computed by `pipeline.calibration_base`, stored per candidate by eval/scorer/collect.py.
+CALIBRATION_BASE: tuple[str, ...] = (
     "dense",  # its cosine to the question
     "overlap",  # its IDF-weighted overlap with the question
     "plain_overlap",
+    "passage_score",  # its passage's fused score over the best passage's
     "coverage",  # share of the question's words the corpus holds (translations included)
+    "pinned",  # share of the question's names and rare words in it or its neighbours
+    "question_words",  # log of the number of the question's content words
     "phrase",  # a short answer was found in it
     "typed_phrase",  # …of the asked kind (date, quantity, name, option, path…)
     "extended",  # the answer needed the neighbouring sentence
     "kind_news",  # the question asks for a date, quantity, place, person or organisation
     "kind_technical",  # …for a command, option, path, package, version, or how to do it
     "kind_definition",  # "what is X"
+)
+CALIBRATION_FEATURES: tuple[str, ...] = (
+    "rank_score",  # the ranker's score of the best candidate
+    "margin",  # its lead over the runner-up (0 when alone)
+    *CALIBRATION_BASE,
 )
 
 
@@ -125,19 +133,11 @@ def sigmoid(z: float) -> float:
 
 
 def calibration_vector(
-    best: Candidate, runner_up: Candidate | None, *, coverage: float, phrase: bool,
-    typed_phrase: bool, extended: bool, kind_group: str,
+    best: Candidate, runner_up: Candidate | None, base: np.ndarray
 ) -> np.ndarray:
     """The calibrator's input for the best candidate (see CALIBRATION_FEATURES)."""
-    from qa.answering.features import INDEX
-
-    x = best.features
-    return np.array([
-        best.score, best.score - runner_up.score if runner_up is not None else 0.0,
-        x[INDEX["dense"]], x[INDEX["overlap"]], x[INDEX["plain_overlap"]], coverage,
-        float(phrase), float(typed_phrase), float(extended), float(kind_group == "news"),
-        float(kind_group == "technical"), float(kind_group == "definition"),
-    ])
+    lead = best.score - runner_up.score if runner_up is not None else 0.0
+    return np.concatenate([[best.score, lead], base])
 
 
 def confidence(params: ScorerParams, vector: np.ndarray) -> float:

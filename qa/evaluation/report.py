@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import QAError
+from qa.evaluation.calibration import expected_calibration_error, reliability, reliability_png
 from qa.evaluation.compare import PERMUTATIONS, SEED, _run_name, compare_reports
 from qa.evaluation.metrics import (
     LATENCY_METRICS,
@@ -166,10 +167,29 @@ def _short(text: str | None, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _calibration_lines(report: Mapping[str, Any], png: str | None) -> list[str]:
+    bins, left_out = reliability(report["questions"])
+    ece = expected_calibration_error(bins)
+    lines = ["## Calibration of confidence", "",
+             "`confidence` is the estimated probability that the answer is right. Over the "
+             "questions whose outcome is known (answered, or unanswerable); "
+             f"{left_out} abstention(s) on answerable questions left out. Expected calibration "
+             f"error: {'–' if ece is None else f'{ece:.3f}'}.", ""]
+    if png:
+        lines += [f"![reliability diagram: observed share right (bars) and mean confidence "
+                  f"(dots) per bin; dashed: perfect calibration]({png})", ""]
+    lines += _md_table(["confidence", "questions", "mean confidence", "share right"], [
+        [f"{b.lo:.1f}–{b.hi:.1f}", b.n, _fmt(b.predicted, "p"), _fmt(b.observed, "p")]
+        for b in bins if b.n])
+    return [*lines, ""]
+
+
 def report_markdown(
-    report: Mapping[str, Any], *, comparison: Mapping[str, Any] | None = None
+    report: Mapping[str, Any], *, comparison: Mapping[str, Any] | None = None,
+    reliability_png_name: str | None = None,
 ) -> str:
-    """A Markdown report for humans: config, summary table, comparison, missed questions."""
+    """A Markdown report for humans: config, summary table, calibration, comparison, missed
+    questions (`reliability_png_name`: the diagram's file, beside the Markdown)."""
     config = report["config"]
     overall = report["summary"]["overall"]
     lines = [f"# qa eval: {_run_name(report)}", ""]
@@ -188,6 +208,7 @@ def report_markdown(
     header, rows = _summary_rows(report)
     lines += _md_table(header, rows[3:])  # counts are in the list above
     lines.append("")
+    lines += _calibration_lines(report, reliability_png_name)
     if comparison is not None:
         c = comparison
         lines += [f"## Compared with {c['old']['label']}", "",
@@ -218,7 +239,18 @@ def report_markdown(
 def write_markdown(
     report: Mapping[str, Any], path: Path, *, comparison: Mapping[str, Any] | None = None
 ) -> None:
-    _write_text(path, report_markdown(report, comparison=comparison))
+    """Write the Markdown report, and its reliability diagram beside it (NAME.reliability.png,
+    drawn without matplotlib)."""
+    path = Path(path)
+    png = path.with_name(f"{path.stem}.reliability.png")
+    if png.parent != Path():
+        png.parent.mkdir(parents=True, exist_ok=True)
+    bins, _ = reliability(report["questions"])
+    tmp = png.with_name(f".{png.name}.tmp")
+    tmp.write_bytes(reliability_png(bins))
+    os.replace(tmp, png)
+    _write_text(path, report_markdown(report, comparison=comparison,
+                                      reliability_png_name=png.name))
 
 
 def _unique_names(reports: Sequence[Mapping[str, Any]]) -> list[str]:
