@@ -108,9 +108,11 @@ _BOILERPLATE = re.compile(
     r"copyright|©|\(c\)\s*\d{4}|all rights reserved|tous droits|licen[cs]ed?\b|licence\b|"
     r"\bgnu (?:general|free|lesser)\b|free software foundation|permission is granted|"
     r"this (?:program|document|manual) is free|without (?:any )?warranty|sans aucune garantie|"
-    r"navigation\b|table of contents|table des matieres|previous\s+(?:page|topic|chapter)|"
-    r"next\s+(?:page|topic|chapter)|report a bug|show source|last updated|derniere mise a jour|"
+    r"navigation\b|table of contents|table des mati[eè]res|previous\s+(?:page|topic|chapter)|"
+    r"next\s+(?:page|topic|chapter)|report a bug|show source|last updated|"
+    r"derni[eè]re mise [aà] jour|"
     r"found a bug|^\s*(?:home|accueil|index|search|sommaire)\s*$", re.IGNORECASE | re.MULTILINE)
+_SYMBOLS = re.compile(r"[^\w\s]")
 _LISTING = re.compile(r"^\s*(?:[$#]|>>>|\.\.\.|%)\s+\S", re.MULTILINE)
 _OPTION_START = re.compile(r"^\s*(?:-{1,2}[A-Za-z0-9][\w-]*|[+-][A-Za-z])(?:[ ,=\[]|$)")
 _ANAPHORA = re.compile(
@@ -122,27 +124,43 @@ _BLOCK_FEATURES = {"code": "block_code", "list_item": "block_list", "term": "blo
                    "definition": "block_definition", "table_row": "block_table",
                    "note": "block_note", "heading": "block_heading", "caption": "block_note"}
 
-_REPEATED: dict[tuple[int, str], Counter[str]] = {}
+_REPEATED: dict[tuple[int, str], dict[str, list[tuple[int, int, int]]]] = {}
 # Counting repeated lines reads every document once per index generation: a few hundred
 # milliseconds for hundreds of documents, too slow above this; the feature is 0 there.
 REPEATED_MAX_DOCS = 2_000
 
 
 def _line_key(line: str) -> str:
-    return " ".join(fold(line).split())
+    return " ".join(line.split()).lower()
 
 
-def repeated_lines(source: TextSource) -> Counter[str]:
-    """Lines (normalised, 20+ characters) -> how many documents hold them; cached."""
+def _lines(text: str) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for line in text.split("\n"):
+        if 20 <= len(line) <= 1000:
+            out.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    return out
+
+
+def repeated_lines(source: TextSource) -> dict[str, list[tuple[int, int, int]]]:
+    """doc_id -> (start, end, documents holding it) of each of its lines (20+ characters,
+    compared without case or spacing) that another document holds too; cached."""
     if source.n_documents > REPEATED_MAX_DOCS:
-        return Counter()
+        return {}
     key = (id(source), source.generation)
     found = _REPEATED.get(key)
     if found is None:
-        found = Counter()
+        counts: Counter[str] = Counter()
         for doc_id in source.doc_ids():
-            found.update({k for line in source.doc(doc_id).text.splitlines()
-                          if len(k := _line_key(line)) >= 20})
+            text = source.doc(doc_id).text
+            counts.update({_line_key(text[s:e]) for s, e in _lines(text)})
+        found = {}
+        for doc_id in source.doc_ids():
+            text = source.doc(doc_id).text
+            rows = [(s, e, n) for s, e in _lines(text) if (n := counts[_line_key(text[s:e])]) > 1]
+            if rows:
+                found[doc_id] = rows
         _REPEATED.clear()
         _REPEATED[key] = found
     return found
@@ -160,12 +178,19 @@ def is_listing(text: str, start: int, end: int) -> bool:
     if _LISTING.search(line):
         return True
     body = text[start:end]
-    letters = sum(c.isalpha() or c.isspace() for c in body)
-    return len(body) >= 8 and letters / len(body) < 0.75
+    return len(body) >= 8 and len(_SYMBOLS.findall(body)) / len(body) > 0.25
+
+
+# Words one of which every boilerplate pattern holds: most sentences skip the regex.
+_BOILER_HINTS = ("copyright", "©", "(c)", "rights", "droits", "licen", "gnu", "foundation",
+                 "permission", " free", "warrant", "garantie", "navigation", "contents", "mati",
+                 "previous", "next", "bug", "source", "updated", "mise", "home", "accueil",
+                 "index", "search", "sommaire")
 
 
 def is_boilerplate(sentence: str) -> bool:
-    return bool(_BOILERPLATE.search(fold(sentence)))
+    low = sentence.lower()
+    return any(h in low for h in _BOILER_HINTS) and bool(_BOILERPLATE.search(sentence))
 
 
 def _definition(sentence: str, subject: str | None) -> bool:
@@ -192,11 +217,13 @@ def candidates(
     repeated = repeated_lines(source)
     n_docs = max(source.n_documents, 2)
     sentence_kind = _SENTENCE_KIND.get(view.asked.kind)
+    matched = [g for g in query.groups if g]
     out: list[Candidate] = []
     for pos, p in enumerate(passages):
         c = p.chunk
         doc = source.doc(c.doc_id)
         text = doc.text
+        doc_repeats = repeated.get(c.doc_id, ())
         sentence_ids = source.sentences_of_chunk(p.chunk_id)
         sims = source.sentence_vectors_of(sentence_ids) @ query.vector if sentence_ids else []
         spans = [source.sentence(si) for si in sentence_ids]
@@ -219,7 +246,6 @@ def candidates(
             x = np.zeros(len(FEATURES))
             x[INDEX["dense"]] = dense
             x[INDEX["overlap"]] = overlap
-            matched = [g for g in query.groups if g]
             x[INDEX["plain_overlap"]] = (sum(1 for g in matched if g & terms) / len(matched)
                                          if matched else 0.0)
             if sentence_kind is not None:
@@ -237,9 +263,7 @@ def candidates(
             x[INDEX["position"]] = start / max(len(text), 1)
             x[INDEX["early"]] = float(start - doc.body_start < 300)
             x[INDEX["boilerplate"]] = float(boiler)
-            ls, le = line_of(text, start, end)
-            count = max((repeated.get(_line_key(line), 0)
-                         for line in text[ls:le].splitlines()), default=0)
+            count = max((n for ls, le, n in doc_repeats if ls < end and start < le), default=0)
             x[INDEX["repeated"]] = math.log1p(max(count - 1, 0)) / math.log1p(n_docs - 1)
             x[INDEX["clipped"]] = float(clipped)
             listing = is_listing(text, start, end)
