@@ -52,7 +52,7 @@ _ASKED: list[tuple[str, re.Pattern[str]]] = [
     # "How do I…", "Comment faire pour…": a procedure; in technical documents its answer is
     # most often an option or a command, so its short answer looks for those first.
     ("howto", re.compile(
-        r"^\W*(?:how (?:do|can|should|could|would|might) (?:i|you|one|we)\b|how to\b|"
+        r"(?:^\W*|[,;:]\s*)(?:how (?:do|can|should|could|would|might) (?:i|you|one|we)\b|how to\b|"
         r"comment (?:puis-je|peut-on|faire|fait-on|dois-je|doit-on|est-ce qu)|"
         r"que (?:dois-je|faut-il) (?:faire|taper|utiliser))")),
     ("date", re.compile(

@@ -129,6 +129,13 @@ def _quantities(text: str, start: int, end: int, exclude: Sequence[tuple[int, in
 
 _MONTHS_FOLDED = frozenset(fold(m) for m in temporal.MONTH_WORDS)
 
+
+def quantities(
+    text: str, start: int, end: int, exclude: Sequence[tuple[int, int]] = ()
+) -> list[Span]:
+    """Quantities in text[start:end] (never part of a token: no '6' of 'IPv6')."""
+    return [s for s in _quantities(text, start, end, exclude) if whole_tokens(text, s)]
+
 # ------------------------------------------------------------------------------------ names
 
 _CAP = r"[A-ZÀ-ÖØ-Þ][\wà-ÿ’'-]*"
@@ -365,8 +372,7 @@ def spans(
         return [Span(m.start, m.end, "date", m.value) for m in dates]
     text = index.doc(doc_id).text
     if kind == "quantity":
-        return [s for s in _quantities(text, start, end, [(m.start, m.end) for m in dates])
-                if whole_tokens(text, s)]
+        return quantities(text, start, end, [(m.start, m.end) for m in dates])
     if kind in ("person", "place", "organisation"):
         found = _names(text, start, end, [(m.start, m.end) for m in dates],
                        corpus_places(index))
