@@ -127,10 +127,19 @@ def _print_report(report: Any) -> None:
             pages = f", {f.pages} page{'s' if f.pages > 1 else ''} parsed{speed}"
         kept = f", {f.unchanged} unchanged" if f.unchanged else ""
         click.echo(f"  {f.format}: {f.read} read{kept}, {f.skipped} skipped{pages}", err=True)
+    # A format whose library cannot be imported is one line at the end, not one per file.
+    unreadable = {f.unreadable: f for f in getattr(report, "formats", []) if f.unreadable}
     for skipped in report.skipped:
-        click.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
+        if skipped.reason not in unreadable:
+            click.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
     for note in getattr(report, "warnings", []):
         click.echo(f"warning: {note.path}: {note.reason}", err=True)
+    for reason, f in unreadable.items():
+        click.echo(f"warning: no {f.format} file could be read ({f.skipped} skipped): {reason}",
+                   err=True)
+    if getattr(report, "up_to_date", False):
+        click.echo(f"index is up to date ({report.generation}): nothing changed, nothing "
+                   "committed", err=True)
 
 
 @cli.command("index")

@@ -103,6 +103,8 @@ class BuildReport:
     # with a caveat (e.g. a malformed date).
     formats: list[FormatStats] = field(default_factory=list)
     warnings: list[SkippedFile] = field(default_factory=list)
+    generation: str = ""  # the snapshot live after the build
+    up_to_date: bool = False  # nothing changed: the live snapshot was kept, none committed
 
 
 # ---------------------------------------------------------------------------- snapshots
@@ -982,7 +984,10 @@ def _build_with(
             "segments": entries,
             "documents": ordered,
         }
-        name = _commit(index_dir, manifest, next(numbers))
+        up_to_date = (not new_names and not merged and live_name is not None
+                      and _same_content(manifest, index_dir, live_name))
+        name = live_name if up_to_date and live_name else _commit(index_dir, manifest,
+                                                                  next(numbers))
     except BaseException as exc:
         # Segments this build wrote are named by no snapshot: remove them now.
         for n in new_names:
@@ -998,8 +1003,23 @@ def _build_with(
         unchanged=unchanged, removed=removed, embedded_chunks=embedded_chunks,
         skipped=skipped, seconds=time.perf_counter() - started, path=str(index_dir),
         segments=len(entries), merged=merged, formats=reader.formats,
-        warnings=reader.warnings,
+        warnings=reader.warnings, generation=name.removesuffix(".json"), up_to_date=up_to_date,
     )
+
+
+# Snapshot keys that say when a build ran, not what the index holds.
+_WHEN_KEYS = ("built_at", "built_at_ns")
+
+
+def _same_content(manifest: dict[str, Any], index_dir: Path, live_name: str) -> bool:
+    """Whether the live snapshot already holds exactly this manifest (a no-op build)."""
+    try:
+        live = _read_snapshot(index_dir, live_name)
+    except (QAError, OSError):
+        return False
+    # Through JSON, so tuples and lists compare as the snapshot stores them.
+    new = json.loads(json.dumps(manifest, ensure_ascii=False))
+    return all(new.get(k) == live.get(k) for k in new.keys() | live.keys() if k not in _WHEN_KEYS)
 
 
 def _embed_batch(

@@ -429,6 +429,12 @@ def test_with_the_key_everything_works_including_reindex(keyed: tuple[TestClient
     assert r.status_code == 200
     assert_contract(r.json(), "Où le comité d’essai s’est-il réuni ?", 5, document_text(c, AUTH))
     assert "Grenoble" in (r.json()["answer"] or "")
+    # Nothing changed since: no new generation, the same index keeps serving.
+    live = c.get("/healthz").json()
+    again = c.post("/index", headers=AUTH).json()
+    assert again["up_to_date"] is True and again["embedded_chunks"] == 0
+    assert again["generation"] == report["generation"] == live["generation"]
+    assert c.get("/healthz").json()["generation"] == live["generation"]
 
 
 def test_one_reindex_at_a_time(keyed: tuple[TestClient, Path],

@@ -155,6 +155,21 @@ def test_evidence_with_doc_id_only_counts_there() -> None:
     assert {s.doc_id for s in q.evidence[0].spans} == {"a.txt", "b.txt"}  # every occurrence
 
 
+def test_evidence_is_found_across_other_white_space() -> None:
+    """A page wraps a paragraph where the question's author saw one line, and French puts a
+    no-break space before ':' — the span covers the document's own characters."""
+    docs = {"a.html": "Intro.\n\nLe paquet\n  fournit\u00a0: grub-pc ici."}
+    line = json.dumps({"id": "q", "question": "?", "answers": ["grub-pc"],
+                       "evidence": [{"doc_id": "a.html", "text": "Le paquet fournit : grub-pc"}]})
+    q = ev.locate_evidence(ev.parse_questions(line), docs)[0]
+    (span,) = q.evidence[0].spans
+    assert docs["a.html"][span.start:span.end] == "Le paquet\n  fournit\u00a0: grub-pc"
+    glued = json.dumps({"id": "q", "question": "?", "answers": ["x"],
+                        "evidence": [{"doc_id": "a.html", "text": "Lepaquet fournit"}]})
+    with pytest.raises(QuestionSetError):  # words glued together are not white space
+        ev.locate_evidence(ev.parse_questions(glued), docs)
+
+
 def _answer(answer: str | None, span: tuple[str, int, int] | None,
             cites: list[dict[str, Any]], confidence: float = 0.9) -> dict[str, Any]:
     return {

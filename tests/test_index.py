@@ -182,8 +182,25 @@ def test_unchanged_corpus_embeds_nothing(corpus_dir: Path, tmp_path: Path) -> No
     emb.texts = 0
     report = build_index(corpus_dir, tmp_path / "ix", embedder=emb)
     assert (report.unchanged, report.embedded_chunks, emb.texts) == (5, 0, 0)
-    snapshots = [g for g in _generations(tmp_path / "ix") if g.startswith("snap-")]
-    assert len(snapshots) == index_mod.KEEP_SNAPSHOTS
+
+
+def test_a_no_op_build_commits_nothing(corpus_dir: Path, tmp_path: Path,
+                                       fake_embedder: Embedder) -> None:
+    """Nothing changed: CURRENT and the snapshots stay as they are, so readers and replicas
+    watching the index have nothing to swap; a real change commits exactly one generation."""
+    ix = tmp_path / "ix"
+    first = build_index(corpus_dir, ix, embedder=fake_embedder)
+    before = ((ix / CURRENT).read_text(), _generations(ix))
+    again = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert again.up_to_date and not first.up_to_date
+    assert again.generation == first.generation == before[0].strip().removesuffix(".json")
+    assert ((ix / CURRENT).read_text(), _generations(ix)) == before
+    (corpus_dir / "new.txt").write_text("Un texte nouveau sur Vladivostok.", encoding="utf-8")
+    changed = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert not changed.up_to_date
+    snaps = [g for g in _generations(ix) if g.startswith("snap-")]
+    assert snaps == [f"{first.generation}.json", f"{changed.generation}.json"]
+    assert (ix / CURRENT).read_text().strip() == f"{changed.generation}.json"
 
 
 def test_changed_chunking_reembeds_everything(

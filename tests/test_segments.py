@@ -159,6 +159,19 @@ def test_concurrent_builds_all_succeed_and_leave_a_live_index(
             index.doc(doc_id)  # every segment the live snapshot names is there
 
 
+def test_concurrent_no_op_builds_leave_the_index_as_it_is(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    before = ((ix / CURRENT).read_text(), sorted(p.name for p in ix.iterdir()))
+    procs = [_build_process(corpus_dir, ix, "plain") for _ in range(5)]
+    for p in procs:
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert ((ix / CURRENT).read_text(), sorted(p.name for p in ix.iterdir())) == before
+
+
 @pytest.mark.parametrize("mode", ["slow-segment", "slow-optimize"])
 def test_kill_9_during_a_segment_write_or_merge(
     corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, mode: str

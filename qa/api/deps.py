@@ -106,7 +106,10 @@ class IndexHolder:
                 chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
                 wait=0,  # another process writing the index: 409 now, not a queue
             )
-            self.set(load_index(settings.index, embedder=embedder))
+            live = self.index
+            if not (report.up_to_date and live is not None
+                    and live.generation == report.generation):
+                self.set(load_index(settings.index, embedder=embedder))
             return report
         finally:
             self._reindexing.release()

@@ -190,6 +190,8 @@ class FormatOut(BaseModel):
     pages: int
     seconds: float
     unchanged: int = Field(0, description="Kept from the index without reading.")
+    unreadable: str | None = Field(None, description="Why no file of this format could be "
+                                   "read (a parser library that cannot be imported), and the fix.")
 
 
 class IndexReportOut(BaseModel):
@@ -213,6 +215,8 @@ class IndexReportOut(BaseModel):
     skipped: list[SkippedOut]
     seconds: float
     generation: str = Field(description="The generation now live.")
+    up_to_date: bool = Field(False, description="Nothing changed: no new generation was "
+                             "committed.")
     segments: int = Field(0, description="Segments of the index now live.")
     merged: int = Field(0, description="Segments merged by this build.")
     formats: list[FormatOut] = Field(default_factory=list, description="Files read and skipped "

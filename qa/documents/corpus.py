@@ -20,6 +20,7 @@ from qa.documents.parsers import (
     EXTENSIONS,
     MAX_FILE_BYTES,
     MAX_TEXT_CHARS,
+    LibraryMissing,
     Parsed,
     SkipFile,
     format_of,
@@ -232,6 +233,7 @@ class CorpusReader:
         self.warnings: list[SkippedFile] = []
         self._stats = {f: {"read": 0, "skipped": 0, "pages": 0, "seconds": 0.0,
                            "unchanged": 0} for f in FORMATS}
+        self._unreadable: dict[str, str] = {}  # format -> why its library cannot be imported
         listing = []
         for entry in _walk(self.root):
             fmt = format_of(entry.path.suffix)
@@ -251,6 +253,8 @@ class CorpusReader:
             reason = None
             try:
                 doc, notes = read_file(doc_id, path, self.root)
+            except LibraryMissing as exc:  # the same for every file of the format
+                reason = self._unreadable[fmt] = str(exc)
             except SkipFile as exc:
                 reason = str(exc)
             except MemoryError:
@@ -277,7 +281,7 @@ class CorpusReader:
     def formats(self) -> list[FormatStats]:
         return [FormatStats(f, read=int(s["read"]), skipped=int(s["skipped"]),
                             pages=int(s["pages"]), seconds=float(s["seconds"]),
-                            unchanged=int(s["unchanged"]))
+                            unchanged=int(s["unchanged"]), unreadable=self._unreadable.get(f))
                 for f, s in self._stats.items() if s["read"] or s["skipped"] or s["unchanged"]]
 
     def nothing_readable(self) -> CorpusError:

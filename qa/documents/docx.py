@@ -17,7 +17,7 @@ from qa.documents.parsers import (
     Parsed,
     SkipFile,
     clean_extracted,
-    missing_dependency,
+    import_library,
 )
 from qa.documents.plain import title_of
 
@@ -93,12 +93,10 @@ class DocxParser:
     id = "docx"
     version = 1
     format = "docx"
+    libraries = ("docx",)
 
     def parse(self, data: bytes, *, name: str) -> Parsed:
-        try:
-            import docx
-        except ImportError:
-            raise missing_dependency("python-docx", "Word files") from None
+        docx = import_library("docx")
         check_zip(data)
         try:
             document = docx.Document(io.BytesIO(data))

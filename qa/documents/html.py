@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from qa.documents.model import valid_date
-from qa.documents.parsers import Parsed, SkipFile, clean_extracted, missing_dependency
+from qa.documents.parsers import Parsed, SkipFile, clean_extracted, import_library
 from qa.documents.plain import title_of
 
 MIN_ARTICLE_WORDS = 5
@@ -31,12 +31,10 @@ class HtmlParser:
     id = "html"
     version = 1
     format = "html"
+    libraries = ("trafilatura",)
 
     def parse(self, data: bytes, *, name: str) -> Parsed:
-        try:
-            import trafilatura
-        except ImportError:
-            raise missing_dependency("trafilatura", "web pages") from None
+        trafilatura = import_library("trafilatura")
         if not data.strip():
             raise SkipFile("empty file")
         if len(data) > MAX_HTML_BYTES:

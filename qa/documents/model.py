@@ -66,6 +66,7 @@ class FormatStats:
     pages: int = 0
     seconds: float = 0.0
     unchanged: int = 0  # kept from the index without reading (same size, mtime, parser)
+    unreadable: str | None = None  # why no file of this format can be read (a missing library)
 
     @property
     def pages_per_second(self) -> float | None:

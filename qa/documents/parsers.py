@@ -9,7 +9,9 @@ re-embedded when their text changes.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Protocol
 
 # What any parser may read: larger files are skipped with a warning, before parsing, so one
@@ -22,6 +24,10 @@ MAX_TEXT_CHARS = 5_000_000
 
 class SkipFile(Exception):
     """Raised by a parser: the file cannot be indexed, for the reason given (one line)."""
+
+
+class LibraryMissing(SkipFile):
+    """A library the parser needs cannot be imported: no file of its format can be read."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Parser(Protocol):
     id: str  # e.g. "pdf"
     version: int  # bump when the same file would give another text or page map
     format: str  # the name shown in the ingestion report: "text", "pdf", "html", "docx"
+    libraries: tuple[str, ...]  # the modules parse() imports (through import_library)
 
     def parse(self, data: bytes, *, name: str) -> Parsed: ...
 
@@ -83,9 +90,41 @@ def format_of(extension: str) -> str:
     return {"plain": "text"}.get(target[0].rsplit(".", 1)[1], target[0].rsplit(".", 1)[1])
 
 
-def missing_dependency(package: str, what: str) -> SkipFile:
-    """The skip reason when an optional parsing library is not installed."""
-    return SkipFile(f"{package} is not installed: pip install {package} to read {what}")
+def parsers() -> list[Parser]:
+    """One instance of every registered parser (imports their modules, not their libraries)."""
+    return list({id(p): p for p in (parser_for(ext) for ext in EXTENSIONS) if p}.values())
+
+
+# Import names whose distribution on PyPI has another name; used only when the import fails.
+_DISTRIBUTIONS = {"docx": "python-docx", "yaml": "pyyaml", "lxml": "lxml"}
+
+
+def _install_name(module: str) -> str:
+    top = module.split(".")[0]
+    installed = importlib.metadata.packages_distributions().get(top)
+    return installed[0] if installed else _DISTRIBUTIONS.get(top, top)
+
+
+def import_library(module: str) -> ModuleType:
+    """Import a parser's library, or raise LibraryMissing naming the real cause and the fix.
+
+    The cause is the innermost missing module: trafilatura's import fails when jusText
+    cannot import lxml_html_clean, and that is what must be installed.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        cause: BaseException | None = exc
+        missing: ModuleNotFoundError | None = None
+        while cause is not None:
+            if isinstance(cause, ModuleNotFoundError) and cause.name:
+                missing = cause
+            cause = cause.__cause__ or cause.__context__
+        name = missing.name if missing is not None and missing.name else module
+        detail = str(missing or exc).splitlines()[0] if str(missing or exc) else "ImportError"
+        raise LibraryMissing(
+            f"cannot import {module} ({detail}): pip install {_install_name(name)}"
+        ) from None
 
 
 def clean_extracted(text: str) -> str:

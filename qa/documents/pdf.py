@@ -17,7 +17,7 @@ from qa.documents.parsers import (
     Parsed,
     SkipFile,
     clean_extracted,
-    missing_dependency,
+    import_library,
 )
 from qa.documents.plain import title_of
 
@@ -74,12 +74,10 @@ class PdfParser:
     id = "pdf"
     version = 1
     format = "pdf"
+    libraries = ("pypdfium2",)
 
     def parse(self, data: bytes, *, name: str) -> Parsed:
-        try:
-            import pypdfium2 as pdfium
-        except ImportError:
-            raise missing_dependency("pypdfium2", "PDF files") from None
+        pdfium = import_library("pypdfium2")
         try:
             pdf = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from qa.documents.model import valid_date
-from qa.documents.parsers import Parsed, SkipFile
+from qa.documents.parsers import Parsed, SkipFile, import_library
 
 # A leading "date 2024-03" (as in the shipped 001_*.txt, where it shares the first line with
 # the text) or YAML front matter. Both are metadata, kept out of chunks.
@@ -32,8 +32,7 @@ class FrontMatterError(ValueError):
 
 def _safe_yaml(source: str) -> object:
     """yaml.safe_load without aliases, anchors or deep nesting (FrontMatterError if any)."""
-    import yaml
-
+    yaml = import_library("yaml")
     if len(source) > MAX_FRONT_MATTER_CHARS:
         raise FrontMatterError(f"front matter longer than {MAX_FRONT_MATTER_CHARS} characters")
     depth = 0
@@ -106,6 +105,7 @@ class PlainParser:
     id = "plain"
     version = 1
     format = "text"
+    libraries = ("yaml",)  # front matter
 
     def parse(self, data: bytes, *, name: str) -> Parsed:
         return self.parse_text(decode_utf8(data))

@@ -208,12 +208,19 @@ def read_questions(path: Path) -> list[Question]:
     return parse_questions(text, source=str(path))
 
 
-def _occurrences(text: str, needle: str) -> list[int]:
-    starts, i = [], text.find(needle)
+def _occurrences(text: str, needle: str) -> list[tuple[int, int]]:
+    """[start, end) of each occurrence of needle in text: exactly, else with any run of white
+    space (line breaks, no-break spaces) standing for any other. Evidence is copied from a
+    page as a reader sees it, and a parser may wrap or space a paragraph differently."""
+    spans, i = [], text.find(needle)
     while i >= 0:
-        starts.append(i)
+        spans.append((i, i + len(needle)))
         i = text.find(needle, i + 1)
-    return starts
+    words = needle.split()
+    if spans or not words:
+        return spans
+    pattern = re.compile(r"\s+".join(re.escape(w) for w in words))
+    return [(m.start(), m.end()) for m in pattern.finditer(text)]
 
 
 def _loose(text: str) -> str:
@@ -240,8 +247,8 @@ def locate_evidence(
                 continue
             doc_ids = [ev.doc_id] if ev.doc_id is not None else sorted(documents)
             spans = tuple(
-                EvidenceSpan(d, s, s + len(ev.text))
-                for d in doc_ids for s in _occurrences(documents[d], ev.text)
+                EvidenceSpan(d, s, e)
+                for d in doc_ids for s, e in _occurrences(documents[d], ev.text)
             )
             if not spans:
                 where = f"document {ev.doc_id!r}" if ev.doc_id else "any document"
