@@ -331,12 +331,15 @@ def ask_cmd(
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default=None,
               help="Retrieval mode of a library run [default: hybrid].")
 @click.option("--label", default=None, help="Name of this run in reports.")
+@click.option("--missing-evidence", is_flag=True,
+              help="Keep questions whose evidence the extracted text lacks (counted as "
+                   "retrieval misses, with a warning) instead of refusing the file.")
 @corpus_options
 @handle_errors
 def eval_cmd(
     questions_file: Path, k: int, url: str | None, out: Path | None, markdown: Path | None,
-    compare_to: Path | None, mode: str | None, label: str | None, corpus: Path | None,
-    index_dir: Path | None, embedder: str | None,
+    compare_to: Path | None, mode: str | None, label: str | None, missing_evidence: bool,
+    corpus: Path | None, index_dir: Path | None, embedder: str | None,
 ) -> None:
     """Score qa on a JSONL question set: retrieval, answers, abstention, latency."""
     from qa import evaluation as ev
@@ -365,7 +368,12 @@ def eval_cmd(
         config.update(label=label or f"{mode or 'hybrid'}/{emb}", mode=mode or "hybrid",
                       embedder=emb, index=str(s.index), corpus=str(s.corpus),
                       chunking=index.manifest.get("chunking"), index_built_at=index.built_at)
-    questions = ev.locate_evidence(questions, documents, source=str(questions_file))
+    missing: list[str] | None = [] if missing_evidence else None
+    questions = ev.locate_evidence(questions, documents, source=str(questions_file),
+                                   missing=missing)
+    if missing:
+        click.echo(f"warning: {len(missing)} evidence item(s) not in the extracted text, "
+                   f"counted as retrieval misses: {missing[0]}", err=True)
     with progress_bar("questions") as progress:
         results = ev.run_eval(questions, answer_fn, k=k, progress=progress)
     report = ev.make_report(results, k=k, config=config)

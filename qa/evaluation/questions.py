@@ -229,11 +229,15 @@ def _loose(text: str) -> str:
 
 
 def locate_evidence(
-    questions: Sequence[Question], documents: Mapping[str, str], *, source: str = "questions"
+    questions: Sequence[Question], documents: Mapping[str, str], *, source: str = "questions",
+    missing: list[str] | None = None,
 ) -> list[Question]:
     """The questions with every evidence item located in the documents (doc_id -> exact text).
 
     Raises QuestionSetError, naming line and id, for evidence found nowhere (or not in its doc_id).
+    With `missing` (a list), evidence absent from a document that exists is dropped instead and
+    described there: the question stays, and its retrieval counts as a miss (text the parser
+    lost is measured as lost, not hidden).
     """
     problems: list[str] = []
     located: list[Question] = []
@@ -261,8 +265,8 @@ def locate_evidence(
                         hint = (f" (it occurs in {d!r} with other spaces, apostrophes or case: "
                                 "copy it exactly)")
                         break
-                problems.append(f"line {q.line} ({q.id}): evidence {short!r} is not in {where}"
-                                + hint)
+                problem = f"line {q.line} ({q.id}): evidence {short!r} is not in {where}" + hint
+                (missing if missing is not None else problems).append(problem)
                 continue
             items.append(replace(ev, spans=spans))
         located.append(replace(q, evidence=tuple(items)))
