@@ -72,10 +72,8 @@ def collect(part: str, index_root: Path) -> dict[str, Any]:
                     c = cands[i]
                     check = pipeline.check_candidate(index, c, view)
                     text = index.doc(c.doc_id).text
-                    if check.ok:
-                        answer = text[check.start or c.start : check.end or c.end]
-                    else:
-                        answer = text[c.start : c.end]
+                    start, end = pipeline.answer_span(c, check) if check.ok else c.span
+                    answer = text[start:end]
                     right = not q.unanswerable and answer_contains(answer, q.answers)
                     if rank >= TOP and not right:
                         continue

@@ -270,6 +270,29 @@ def fit(data: dict[str, Any]) -> scorer.ScorerParams:
     return scorer.ScorerParams(ranker, calibrator, threshold, info)
 
 
+def subset(data: dict[str, Any], keep: set[str]) -> dict[str, Any]:
+    """The data of the questions of some corpora only (question ids renumbered)."""
+    qs = data["questions"]
+    old_ids = [i for i, q in enumerate(qs) if q["corpus"] in keep]
+    new_id = {old: new for new, old in enumerate(old_ids)}
+    rows = np.isin(data["question"], old_ids)
+    out = {k: v[rows] for k, v in data.items() if isinstance(v, np.ndarray)}
+    out["question"] = np.array([new_id[int(i)] for i in data["question"][rows]], int)
+    out["questions"] = [qs[i] for i in old_ids]
+    return out
+
+
+def leave_one_corpus_out(data: dict[str, Any]) -> dict[str, float]:
+    """Utility on each corpus of a scorer fitted (threshold included) on the other corpora:
+    how it does on a kind of document it never saw."""
+    corpora = sorted({q["corpus"] for q in data["questions"]})
+    out = {}
+    for c in corpora:
+        params = fit(subset(data, set(corpora) - {c}))
+        out[c] = utility_by_corpus(outcomes(subset(data, {c}), params))[c]
+    return out
+
+
 def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]
@@ -305,7 +328,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true",
                     help="fail unless refitting reproduces the shipped parameters")
+    ap.add_argument("--cv", action="store_true",
+                    help="print leave-one-corpus-out utilities of the tuning data, fit nothing")
     args = ap.parse_args()
+    if args.cv:
+        scores = leave_one_corpus_out(load("tuning"))
+        print(f"leave-one-corpus-out utility: {scores}; mean "
+              f"{np.mean(list(scores.values())):.4f}")
+        return
     params = fit(load("tuning"))
     if args.check:
         shipped = json.loads(scorer.PARAMS_PATH.read_text(encoding="utf-8"))

@@ -59,7 +59,20 @@ FEATURES: tuple[str, ...] = (
     "tech_overlap",
     "tech_heading",
     "tech_passage_score",
+    "grows_back",  # the answer takes in the sentence before (see `grown`)
+    "grows_on",  # the answer takes in the sentence after
+    # Reference text (hard-wrapped lines, listings, fragments) and running prose (a line per
+    # paragraph) reward different signals: `wrapped` is the share of the document's lines
+    # shorter than 80 characters, and the main signals are seen again scaled by it.
+    "wrapped",
+    "wrapped_dense",
+    "wrapped_overlap",
+    "wrapped_kind_present",
+    "wrapped_passage_rank",
+    "wrapped_heading",
+    "wrapped_grows",
 )
+_WRAPPED = ("dense", "overlap", "kind_present", "passage_rank", "heading")
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
 
@@ -102,6 +115,14 @@ class Candidate:
     sentence_id: int
     features: np.ndarray = field(default_factory=lambda: np.zeros(len(FEATURES)),
                                  compare=False, repr=False)
+    # The answer it gives: the sentence, grown by a neighbour it cannot stand without.
+    answer_start: int = -1
+    answer_end: int = -1
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return (self.start if self.answer_start < 0 else self.answer_start,
+                self.end if self.answer_end < 0 else self.answer_end)
 
 
 _BOILERPLATE = re.compile(
@@ -166,6 +187,22 @@ def repeated_lines(source: TextSource) -> dict[str, list[tuple[int, int, int]]]:
     return found
 
 
+_WRAPPED_SHARE: dict[tuple[str, str], float] = {}
+
+
+def wrapped_share(source: TextSource, doc_id: str) -> float:
+    """Share of the document's non-blank lines shorter than 80 characters (cached)."""
+    key = (doc_id, str(source.doc_meta(doc_id).get("sha256")))
+    found = _WRAPPED_SHARE.get(key)
+    if found is None:
+        lines = [line for line in source.doc(doc_id).text.splitlines() if line.strip()]
+        found = sum(len(line) < 80 for line in lines) / len(lines) if lines else 0.0
+        if len(_WRAPPED_SHARE) > 65_536:
+            _WRAPPED_SHARE.clear()
+        _WRAPPED_SHARE[key] = found
+    return found
+
+
 def is_heading(sentence: str) -> bool:
     """A short line with no closing punctuation: a title or section heading."""
     return len(sentence) < 80 and sentence.rstrip()[-1:] not in ".!?…»\")*:;"
@@ -204,6 +241,41 @@ def _definition(sentence: str, subject: str | None) -> bool:
         r"(?:is|are|was|est|sont|refers to|designe|means|signifie|stands for|[:—–-])\s", folded))
 
 
+_CLOSED = re.compile(r"[.!?…»\")\]]\s*$")
+_TERM_LINE = re.compile(r"^\s*\S[^\n]{0,78}$")
+
+
+def _term_line(sentence: str) -> bool:
+    """A short line without closing punctuation that names what the next line describes:
+    '-l, --files-with-matches', 'gc__start(int generation)', 'list.pop([i])'."""
+    return bool(_TERM_LINE.match(sentence)) and not _CLOSED.search(sentence) \
+        and not sentence.rstrip().endswith(":")
+
+
+def grown(
+    text: str, spans: list[tuple[int, int]], i: int
+) -> tuple[int, int, bool, bool]:
+    """The answer of sentence i of a chunk (spans: its sentences, clipped): the sentence, with
+    the one before when it continues it (begins in lower case, or with a pronoun whose subject
+    is there) or when that one is the term it describes, and with the one after when it
+    breaks off mid-sentence or is itself a term line. (start, end, grew back, grew on)."""
+    start, end = spans[i]
+    sentence = text[start:end]
+    back = on = False
+    if i > 0:
+        prev = text[spans[i - 1][0] : spans[i - 1][1]]
+        first = sentence.lstrip()[:1]
+        if (first.islower() and not prev.rstrip().endswith((".", "!", "?"))) \
+                or _ANAPHORA.match(sentence) or (_term_line(prev) and not _term_line(sentence)):
+            start, back = spans[i - 1][0], True
+    if i + 1 < len(spans):
+        nxt = text[spans[i + 1][0] : spans[i + 1][1]]
+        if (not _CLOSED.search(sentence) and nxt.lstrip()[:1].islower()) or (
+                _term_line(sentence) and not _term_line(nxt)):
+            end, on = spans[i + 1][1], True
+    return start, end, back, on
+
+
 def _text_features(sentence: str) -> tuple[bool, bool, bool]:
     return is_heading(sentence), is_boilerplate(sentence), bool(_OPTION_START.match(sentence))
 
@@ -224,9 +296,11 @@ def candidates(
         doc = source.doc(c.doc_id)
         text = doc.text
         doc_repeats = repeated.get(c.doc_id, ())
+        style = wrapped_share(source, c.doc_id)
         sentence_ids = source.sentences_of_chunk(p.chunk_id)
         sims = source.sentence_vectors_of(sentence_ids) @ query.vector if sentence_ids else []
         spans = [source.sentence(si) for si in sentence_ids]
+        clipped_spans = [(max(s.start, c.start), min(s.end, c.end)) for s in spans]
         overlaps = []
         for si, s in zip(sentence_ids, spans, strict=True):
             start, end = max(s.start, c.start), min(s.end, c.end)
@@ -287,7 +361,15 @@ def candidates(
             if view.technical:
                 for name in ("dense", "overlap", "heading", "passage_score"):
                     x[INDEX[f"tech_{name}"]] = x[INDEX[name]]
-            out.append(Candidate(0.0, pos, c.doc_id, start, end, p.chunk_id, si, x))
+            a_start, a_end, back, on = grown(text, clipped_spans, i)
+            x[INDEX["grows_back"]] = float(back)
+            x[INDEX["grows_on"]] = float(on)
+            x[INDEX["wrapped"]] = style
+            for name in _WRAPPED:
+                x[INDEX[f"wrapped_{name}"]] = style * x[INDEX[name]]
+            x[INDEX["wrapped_grows"]] = style * float(back or on)
+            out.append(Candidate(0.0, pos, c.doc_id, start, end, p.chunk_id, si, x,
+                                 min(a_start, start), max(a_end, end)))
     return out
 
 

@@ -314,7 +314,7 @@ def calibration_base(
         x[INDEX["passage_score"]], view.query.coverage, pinned,
         math.log1p(len(view.query.groups)) / 3, float(phrase is not None),
         float(phrase is not None and phrase.kind != "other"),
-        float(check.start is not None or check.end is not None),
+        float(answer_span(cand, check) != (cand.start, cand.end)),
         float(group == "news"), float(group == "technical"), float(group == "definition"),
     ])
 
@@ -326,6 +326,13 @@ def calibrated(
     """The probability that answering with `best` (as checked) is right."""
     base = calibration_base(source, view, best, check)
     return scorer.confidence(sp, scorer.calibration_vector(best, runner_up, base))
+
+
+def answer_span(cand: Candidate, check: Check) -> tuple[int, int]:
+    """The answer's offsets: the sentence, grown by the neighbour it needs (features.grown)
+    or by the one holding its short answer."""
+    start, end = cand.span
+    return min(start, check.start or start), max(end, check.end or end)
 
 
 def retrieve_for(
@@ -404,7 +411,7 @@ def answer_question(
             first_note = first_note or \
                 "No passage of these documents is close enough to the question."
             continue
-        start, end = check.start or cand.start, check.end or cand.end
+        start, end = answer_span(cand, check)
         text = source.doc(cand.doc_id).text
         sa = None
         if check.phrase is not None:

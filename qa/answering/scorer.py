@@ -45,7 +45,7 @@ CALIBRATION_BASE: tuple[str, ...] = (
     "question_words",  # log of the number of the question's content words
     "phrase",  # a short answer was found in it
     "typed_phrase",  # …of the asked kind (date, quantity, name, option, path…)
-    "extended",  # the answer needed the neighbouring sentence
+    "extended",  # the answer takes in a neighbouring sentence
     "kind_news",  # the question asks for a date, quantity, place, person or organisation
     "kind_technical",  # …for a command, option, path, package, version, or how to do it
     "kind_definition",  # "what is X"
