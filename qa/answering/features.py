@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +147,10 @@ _BLOCK_FEATURES = {"code": "block_code", "list_item": "block_list", "term": "blo
                    "definition": "block_definition", "table_row": "block_table",
                    "note": "block_note", "heading": "block_heading", "caption": "block_note"}
 
-_REPEATED: dict[tuple[int, str], dict[str, list[tuple[int, int, int]]]] = {}
+# Per source object (weakly: a closed index drops its entry; ids are reused), with the
+# generation it was computed for.
+_REPEATED: weakref.WeakKeyDictionary[Any, tuple[str, dict[str, list[tuple[int, int, int]]]]] = (
+    weakref.WeakKeyDictionary())
 # Counting repeated lines reads every document once per index generation: a few hundred
 # milliseconds for hundreds of documents, too slow above this; the feature is 0 there.
 REPEATED_MAX_DOCS = 2_000
@@ -169,21 +174,20 @@ def repeated_lines(source: TextSource) -> dict[str, list[tuple[int, int, int]]]:
     compared without case or spacing) that another document holds too; cached."""
     if source.n_documents > REPEATED_MAX_DOCS:
         return {}
-    key = (id(source), source.generation)
-    found = _REPEATED.get(key)
-    if found is None:
-        counts: Counter[str] = Counter()
-        for doc_id in source.doc_ids():
-            text = source.doc(doc_id).text
-            counts.update({_line_key(text[s:e]) for s, e in _lines(text)})
-        found = {}
-        for doc_id in source.doc_ids():
-            text = source.doc(doc_id).text
-            rows = [(s, e, n) for s, e in _lines(text) if (n := counts[_line_key(text[s:e])]) > 1]
-            if rows:
-                found[doc_id] = rows
-        _REPEATED.clear()
-        _REPEATED[key] = found
+    cached = _REPEATED.get(source)
+    if cached is not None and cached[0] == source.generation:
+        return cached[1]
+    counts: Counter[str] = Counter()
+    for doc_id in source.doc_ids():
+        text = source.doc(doc_id).text
+        counts.update({_line_key(text[s:e]) for s, e in _lines(text)})
+    found: dict[str, list[tuple[int, int, int]]] = {}
+    for doc_id in source.doc_ids():
+        text = source.doc(doc_id).text
+        rows = [(s, e, n) for s, e in _lines(text) if (n := counts[_line_key(text[s:e])]) > 1]
+        if rows:
+            found[doc_id] = rows
+    _REPEATED[source] = (source.generation, found)
     return found
 
 
