@@ -257,22 +257,23 @@ def _term_line(sentence: str) -> bool:
 
 
 def grown(
-    text: str, spans: list[tuple[int, int]], i: int
+    text: str, spans: list[tuple[int, int]], i: int, *, prose: bool = True
 ) -> tuple[int, int, bool, bool]:
     """The answer of sentence i of a chunk (spans: its sentences, clipped): the sentence, with
     the one before when it continues it (begins in lower case, or with a pronoun whose subject
     is there) or when that one is the term it describes, and with the one after when it
-    breaks off mid-sentence or is itself a term line. (start, end, grew back, grew on)."""
+    breaks off mid-sentence or is itself a term line; for a question in prose (`prose`),
+    never into a listing line. (start, end, grew back, grew on)."""
     start, end = spans[i]
     sentence = text[start:end]
     back = on = False
-    if i > 0:
+    if i > 0 and not (prose and is_listing(text, *spans[i - 1])):
         prev = text[spans[i - 1][0] : spans[i - 1][1]]
         first = sentence.lstrip()[:1]
         if (first.islower() and not prev.rstrip().endswith((".", "!", "?"))) \
                 or _ANAPHORA.match(sentence) or (_term_line(prev) and not _term_line(sentence)):
             start, back = spans[i - 1][0], True
-    if i + 1 < len(spans):
+    if i + 1 < len(spans) and not (prose and is_listing(text, *spans[i + 1])):
         nxt = text[spans[i + 1][0] : spans[i + 1][1]]
         if (not _CLOSED.search(sentence) and nxt.lstrip()[:1].islower()) or (
                 _term_line(sentence) and not _term_line(nxt)):
@@ -365,7 +366,7 @@ def candidates(
             if view.technical:
                 for name in ("dense", "overlap", "heading", "passage_score"):
                     x[INDEX[f"tech_{name}"]] = x[INDEX[name]]
-            a_start, a_end, back, on = grown(text, clipped_spans, i)
+            a_start, a_end, back, on = grown(text, clipped_spans, i, prose=not view.technical)
             x[INDEX["grows_back"]] = float(back)
             x[INDEX["grows_on"]] = float(on)
             x[INDEX["wrapped"]] = style

@@ -316,6 +316,8 @@ def calibration_base(
         float(phrase is not None and phrase.kind != "other"),
         float(answer_span(cand, check) != (cand.start, cand.end)),
         float(group == "news"), float(group == "technical"), float(group == "definition"),
+        x[INDEX["wrapped"]], x[INDEX["wrapped"]] * (group == "other"),
+        x[INDEX["wrapped_dense"]], x[INDEX["wrapped_overlap"]],
     ])
 
 

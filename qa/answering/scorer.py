@@ -49,6 +49,10 @@ CALIBRATION_BASE: tuple[str, ...] = (
     "kind_news",  # the question asks for a date, quantity, place, person or organisation
     "kind_technical",  # …for a command, option, path, package, version, or how to do it
     "kind_definition",  # "what is X"
+    "wrapped",  # its document's share of short lines: reference text vs running prose
+    "wrapped_other",  # …for a question of no particular kind ("why", "what did…")
+    "wrapped_dense",
+    "wrapped_overlap",
 )
 CALIBRATION_FEATURES: tuple[str, ...] = (
     "rank_score",  # the ranker's score of the best candidate
