@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from qa.answering import Answer, answer_question, asked_kind
+from qa.answering import Answer, AnswerParams, answer_question, asked_kind
 from qa.answering.question import counted_word, granularity, head_word
 from qa.answering.short import _quantities, headed_name, novel_phrase
 from qa.index import Index
@@ -156,7 +156,10 @@ def _invariants(index: Index, a: Answer) -> None:
 )
 def test_short_answers(real_index: Index, question: str, expected: tuple[str, str, object]
                        ) -> None:
-    a = answer_question(real_index, question)
+    # What is checked is the short answer of the best sentence, not whether the calibrated
+    # confidence clears the threshold (the scorer decides that; "When did Kim meet Kozlov?"
+    # is abstained on by default since the scorer was fitted on five corpora).
+    a = answer_question(real_index, question, params=AnswerParams(threshold=0.0))
     _invariants(real_index, a)
     assert not a.abstained
     assert _short(a) == expected

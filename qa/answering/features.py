@@ -257,23 +257,26 @@ def _term_line(sentence: str) -> bool:
 
 
 def grown(
-    text: str, spans: list[tuple[int, int]], i: int, *, prose: bool = True
+    text: str, spans: list[tuple[int, int]], i: int, *, prose: bool = True,
+    listing: list[bool] | None = None,
 ) -> tuple[int, int, bool, bool]:
     """The answer of sentence i of a chunk (spans: its sentences, clipped): the sentence, with
     the one before when it continues it (begins in lower case, or with a pronoun whose subject
     is there) or when that one is the term it describes, and with the one after when it
     breaks off mid-sentence or is itself a term line; for a question in prose (`prose`),
-    never into a listing line. (start, end, grew back, grew on)."""
+    never into a listing line (`listing`: is_listing of each span, when known already).
+    (start, end, grew back, grew on)."""
+    lines = listing if listing is not None else [is_listing(text, s, e) for s, e in spans]
     start, end = spans[i]
     sentence = text[start:end]
     back = on = False
-    if i > 0 and not (prose and is_listing(text, *spans[i - 1])):
+    if i > 0 and not (prose and lines[i - 1]):
         prev = text[spans[i - 1][0] : spans[i - 1][1]]
         first = sentence.lstrip()[:1]
         if (first.islower() and not prev.rstrip().endswith((".", "!", "?"))) \
                 or _ANAPHORA.match(sentence) or (_term_line(prev) and not _term_line(sentence)):
             start, back = spans[i - 1][0], True
-    if i + 1 < len(spans) and not (prose and is_listing(text, *spans[i + 1])):
+    if i + 1 < len(spans) and not (prose and lines[i + 1]):
         nxt = text[spans[i + 1][0] : spans[i + 1][1]]
         if (not _CLOSED.search(sentence) and nxt.lstrip()[:1].islower()) or (
                 _term_line(sentence) and not _term_line(nxt)):
@@ -306,6 +309,7 @@ def candidates(
         sims = source.sentence_vectors_of(sentence_ids) @ query.vector if sentence_ids else []
         spans = [source.sentence(si) for si in sentence_ids]
         clipped_spans = [(max(s.start, c.start), min(s.end, c.end)) for s in spans]
+        listing_flags = [is_listing(text, a, b) for a, b in clipped_spans]
         overlaps = []
         for si, s in zip(sentence_ids, spans, strict=True):
             start, end = max(s.start, c.start), min(s.end, c.end)
@@ -345,7 +349,8 @@ def candidates(
             count = max((n for ls, le, n in doc_repeats if ls < end and start < le), default=0)
             x[INDEX["repeated"]] = math.log1p(max(count - 1, 0)) / math.log1p(n_docs - 1)
             x[INDEX["clipped"]] = float(clipped)
-            listing = is_listing(text, start, end)
+            listing = listing_flags[i] if start == clipped_spans[i][0] else is_listing(
+                text, start, end)
             x[INDEX["listing_technical" if view.technical else "listing_prose"]] = float(listing)
             x[INDEX["option_line"]] = float(option)
             x[INDEX["definition"]] = float(view.asked.kind == "definition"
@@ -366,7 +371,8 @@ def candidates(
             if view.technical:
                 for name in ("dense", "overlap", "heading", "passage_score"):
                     x[INDEX[f"tech_{name}"]] = x[INDEX[name]]
-            a_start, a_end, back, on = grown(text, clipped_spans, i, prose=not view.technical)
+            a_start, a_end, back, on = grown(text, clipped_spans, i, prose=not view.technical,
+                                             listing=listing_flags)
             x[INDEX["grows_back"]] = float(back)
             x[INDEX["grows_on"]] = float(on)
             x[INDEX["wrapped"]] = style
