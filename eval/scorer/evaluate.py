@@ -36,9 +36,10 @@ def run(out: Path, index_root: Path, part: str, markdown: bool) -> None:
         for p in (["tuning", "heldout"] if part == "both" else [part]):
             for qfile in entry[p]:
                 name = set_name(qfile)
-                cmd = [sys.executable, "-m", "qa.cli", "eval", qfile, "--index",
-                       str(index_root / entry["name"]), "--out", str(out / f"{name}.json"),
-                       "--missing-evidence", "--label", f"{name} ({p})"]
+                cmd = [sys.executable, "-c", "from qa.cli import main; main()", "eval", qfile,
+                       "--index", str(index_root / entry["name"]),
+                       "--out", str(out / f"{name}.json"), "--missing-evidence",
+                       "--label", f"{name} ({p})"]
                 if markdown:
                     cmd += ["--markdown", str(out / f"{name}.md")]
                 done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
