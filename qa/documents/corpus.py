@@ -177,6 +177,7 @@ def _document(doc_id: str, parsed: Parsed, parser: str) -> Document:
         pages=parsed.pages,
         parser=parser,
         date_source=parsed.date_source,
+        blocks=parsed.blocks,
     )
 
 
