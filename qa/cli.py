@@ -229,7 +229,9 @@ def _highlight(text: str, start: int, end: int, color: bool) -> str:
 
 
 def _page(item: dict[str, Any]) -> str:
-    return f", page {item['page']}" if item.get("page") else ""
+    """What follows the file name: its page (PDFs) and its section (heading path)."""
+    page = f", page {item['page']}" if item.get("page") else ""
+    return page + (f", § {item['section']}" if item.get("section") else "")
 
 
 def format_answer(result: dict[str, Any], *, color: bool) -> str:

@@ -61,7 +61,9 @@ from qa.store.segments import DocUnits, Segment, new_segment_name, read_units, w
 from qa.store.vectors import STORE_ID, STORE_VERSION
 from qa.text import fold, tokens, vocabulary
 
-FORMAT_VERSION = 2
+# 3: documents carry their blocks (kind, heading path), and chunks their heading path in
+# what is embedded and matched.
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 LOCK = "LOCK"
 KEEP_SNAPSHOTS = 2  # the live one and the one before, for readers and citation checks
@@ -716,7 +718,7 @@ def _doc_entry(
     doc: Document, seg: str, n: int, stat: tuple[int, int] | None, chunks: int
 ) -> dict[str, Any]:
     row = {k: v for k, v in asdict(doc).items()
-           if k not in ("text", "meta", "pages", "body_start", "doc_id")}
+           if k not in ("text", "meta", "pages", "body_start", "doc_id", "blocks")}
     row.update(length=doc.length, seg=seg, n=n, chunks=chunks)
     if stat is not None:
         row["stat"] = list(stat)

@@ -4,7 +4,8 @@ One segment is a folder written once and never changed::
 
     seg-<n>-<rand>/
       segment.json       counts, doc ids, store parameters (written last: no file, no segment)
-      docs.jsonl         each document's fields but its text, one line each
+      docs.jsonl         each document's fields but its text, one line each (blocks
+                         encoded by qa.documents.model.encode_blocks)
       texts.bin          the documents' texts, UTF-8, back to back (offsets in docs.jsonl)
       chunks.npy         (doc, start, end) per chunk, character offsets into the text
       chunk_sents.npy    (first, last+1) sentence of each chunk
@@ -35,6 +36,7 @@ import numpy as np
 
 from qa.chunking import Chunk, Span
 from qa.documents import Document
+from qa.documents.model import encode_blocks
 from qa.errors import IndexMismatchError
 from qa.store.base import LexicalIndex, VectorStore
 from qa.store.lexical import SegmentLexical, write_lexical
@@ -118,7 +120,10 @@ def write_segment(
             for n, du in enumerate(docs):
                 data = du.document.text.encode("utf-8")
                 texts.write(data)
-                row = {k: v for k, v in asdict(du.document).items() if k != "text"}
+                row = {k: v for k, v in asdict(du.document).items()
+                       if k not in ("text", "blocks")}
+                if du.document.blocks:  # compact: each heading path once per document
+                    row["blocks"] = encode_blocks(du.document.blocks)
                 row["_bytes"] = [offset, len(data)]
                 offset += len(data)
                 doc_rows.append(row)

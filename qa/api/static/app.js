@@ -374,8 +374,11 @@
 
     const passage = el("p", { class: "passage", id: `passage-${c.rank}` });
     appendHighlighted(passage, c.text, c.start, c.start, c.end, answerRanges(result, c.doc_id));
+    // The passage's section (its heading path), above it, as text like everything else.
+    const parts = c.section ? [head, el("p", { class: "section", text: c.section }), passage]
+      : [head, passage];
     return el("li", { class: "citation" + (abstained ? " not-answer" : ""), "data-rank": String(c.rank) },
-      [head, passage]);
+      parts);
   }
 
   function renderResult(result) {
@@ -428,6 +431,7 @@
     const meta = [doc.doc_id];
     if (doc.date) meta.push(formatDate(doc.date));
     if (citation.page !== undefined && citation.page !== null) meta.push(T.page(citation.page));
+    if (citation.section) meta.push(citation.section);
     meta.push(T.chars(citation.start, citation.end));
     $("doc-meta").textContent = meta.join(" · ");
 
