@@ -21,6 +21,7 @@ from qa.answering.sentences import (
     score_sentences,
     term_weights,
 )
+from qa.chunking import chunk_section
 from qa.documents import page_of, section_of
 from qa.errors import InvalidQuestionError
 from qa.index import Index
@@ -317,7 +318,7 @@ def answer_question(
         score = best_by_passage[i].score if i in best_by_passage else 0.0
         doc = index.doc(c.doc_id)
         citations.append(Citation(rank, c.doc_id, c.start, c.end, c.text, round(score, 4),
-                                  page_of(doc, c.start), section_of(doc, c.start)))
+                                  page_of(doc, c.start), chunk_section(doc, c.start, c.end)))
     cited = {passages[i].chunk_id for i in order}
 
     best = best_by_passage.get(order[0]) if order else None

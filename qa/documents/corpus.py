@@ -162,7 +162,9 @@ def _read_capped(fd: int, limit: int) -> bytes:
 
 def make_document(doc_id: str, text: str) -> Document:
     """A Document of .txt/.md text (hash, metadata, title) from its id and exact text."""
-    return _document(doc_id, PlainParser().parse_text(text), "plain/1")
+    parser = PlainParser()
+    parsed = parser.parse_text(text, markdown=doc_id.lower().endswith(".md"))
+    return _document(doc_id, parsed, f"{parser.id}/{parser.version}")
 
 
 def _document(doc_id: str, parsed: Parsed, parser: str) -> Document:

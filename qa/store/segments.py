@@ -361,7 +361,8 @@ class Segment:
 
 
 def read_units(segment: Segment, local_doc: int, tokens_of: Any) -> DocUnits:
-    """A document's units as stored (for merges: no re-embedding)."""
+    """A document's units as stored (for merges: no re-embedding); tokens_of(doc, chunks)
+    gives the chunks' lexical tokens."""
     doc = segment.document(local_doc)
     c_range, s_range = segment.unit_ranges(local_doc)
     c_idx = np.arange(c_range.start, c_range.stop, dtype=np.int64)
@@ -374,5 +375,5 @@ def read_units(segment: Segment, local_doc: int, tokens_of: Any) -> DocUnits:
         doc, chunks, sentences,
         segment.vectors.vectors(c_idx),
         segment.sentence_vectors(s_idx),
-        [tokens_of(c.text) for c in chunks],
+        tokens_of(doc, chunks),
     )
