@@ -43,7 +43,7 @@ def test_pdf_text_pages_and_metadata(tmp_path: Path) -> None:
     footer are gone; ligatures are letters; the word hyphenated across lines is whole."""
     _pdf(tmp_path)
     doc = _doc(tmp_path, "rapport.pdf")
-    assert doc.parser == "pdf/1" and len(doc.pages) == 3
+    assert doc.parser == "pdf/2" and len(doc.pages) == 3
     assert HEADER not in doc.text and "Page 2" not in doc.text
     assert "\ufb01" not in doc.text and "finances" in doc.text and "efficacité" in doc.text
     assert "pendant" in doc.text

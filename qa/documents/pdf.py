@@ -1,17 +1,23 @@
 """PDF with a text layer, by pypdfium2 (chosen by measurement: benchmarks/pdf_parsers.py).
 
-The document's text is the pages' text joined by a blank line; `pages` maps each page to its
-character range, so a citation's offset gives its page. Lines repeated at the top or bottom
-of most pages (running headers, "Page 3" footers) are dropped: they are not content, and
-they would otherwise be the most common "sentence" of a long report.
+The document's text is the pages' text joined by a blank line (a single line break where a
+paragraph runs on to the next page); `pages` maps each page to its character range, so a
+citation's offset gives its page. Lines repeated at the top or bottom of most pages (running
+headers, "Page 3" footers) are dropped: they are not content, and they would otherwise be
+the most common "sentence" of a long report.
+
+Blocks: headings from the outline (bookmarks: a line of the bookmarked page that reads as
+the bookmark's title), paragraphs rejoined across lines and pages (a paragraph ends on a
+short line that ends a sentence), list items, notes ("Note", "Tip"... labels), captions.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 
-from qa.documents.model import valid_date
+from qa.documents.model import Block, valid_date
 from qa.documents.parsers import (
     MAX_TEXT_CHARS,
     Parsed,
@@ -72,7 +78,7 @@ class PdfParser:
     """Text layer of every page (PDFium); skips encrypted, corrupt and text-less PDFs."""
 
     id = "pdf"
-    version = 1
+    version = 2
     format = "pdf"
 
     def parse(self, data: bytes, *, name: str) -> Parsed:
@@ -105,6 +111,7 @@ class PdfParser:
                     raise SkipFile(f"more than {MAX_TEXT_CHARS:,} characters of text "
                                    "(the per-file limit)")
             info = pdf.get_metadata_dict(skip_empty=True)
+            outline = _outline(pdf)
         except pdfium.PdfiumError as exc:
             raise SkipFile(f"corrupt PDF ({str(exc).rstrip('.')})") from None
         finally:
@@ -114,12 +121,7 @@ class PdfParser:
         if not any(t.strip() for t in texts):
             raise SkipFile("PDF with no text layer (scanned? qa does not run OCR)")
         texts = _drop_running_lines(texts)
-        pages: list[tuple[int, int]] = []
-        at = 0
-        for t in texts:
-            pages.append((at, at + len(t)))
-            at += len(t) + len(PAGE_SEPARATOR)
-        text = PAGE_SEPARATOR.join(texts)
+        text, pages, blocks = layout(texts, outline)
         meta = {k.lower(): str(v)[:1000] for k, v in info.items()
                 if k in ("Title", "Author", "Subject", "CreationDate", "ModDate")}
         warnings: tuple[str, ...] = ()
@@ -137,4 +139,143 @@ class PdfParser:
             date_source="pdf info" if date else None,
             meta=meta,
             warnings=warnings,
+            blocks=blocks,
         )
+
+
+_NUMBER_PREFIX = re.compile(r"\A(?:(?:chapter|chapitre|appendix|annexe|part|partie)\s+)?"
+                            r"(?:[\dA-Z]{1,3}(?:\.\d+)*\.?\s+)?", re.I)
+_CHAPTER_LINE = re.compile(r"\A(?:chapter|chapitre|appendix|annexe|part|partie)\s+[\dA-Z]+\Z",
+                           re.I)
+_PDF_BULLET = re.compile(r"\A(?:[•◦▪‣–*-]|\d{1,2}\.)\s")
+_CAPTION_LINE = re.compile(r"\A(?:Table|Tableau|Figure|Example|Exemple)\s+\d+(?:\.\d+)*\s*[:.]")
+_NOTE_LABELS = frozenset({"note", "tip", "warning", "caution", "important", "astuce",
+                          "avertissement", "attention", "remarque", "danger"})
+_ENDS_SENTENCE = tuple(".!?:…»\"”)")
+MAX_OUTLINE = 10_000
+
+
+def _norm(title: str) -> str:
+    return " ".join(title.split()).casefold()
+
+
+def _outline(pdf: Any) -> dict[int, list[tuple[int, str]]]:
+    """page index -> [(level, normalised title)] of the PDF's bookmarks."""
+    out: dict[int, list[tuple[int, str]]] = {}
+    try:
+        for n, item in enumerate(pdf.get_toc(max_depth=8)):
+            if n >= MAX_OUTLINE:
+                break
+            dest = item.get_dest()
+            index = dest.get_index() if dest is not None else None
+            if index is not None and item.get_title():
+                out.setdefault(int(index), []).append((int(item.level), _norm(item.get_title())))
+    except Exception:  # a broken outline is no outline
+        return {}
+    return out
+
+
+def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]]
+           ) -> tuple[str, list[tuple[int, int]], tuple[Block, ...]]:
+    """(text, page ranges, blocks) of the pages' texts: see the module's docstring."""
+    lines: list[tuple[int, str]] = [(p, line) for p, t in enumerate(texts)
+                                    for line in t.split("\n")]
+    widths = []
+    for t in texts:
+        lengths = sorted(len(line) for line in t.split("\n") if line.strip())
+        widths.append(max(40, lengths[int(0.9 * (len(lengths) - 1))]) if lengths else 80)
+    # Classify each line: where blocks start, and their kind/level.
+    starts: dict[int, tuple[str, int, str]] = {}  # line -> (kind, level, heading label)
+    ends_paragraph: set[int] = set()
+    levels: list[int | None] = []
+    for page, line in lines:
+        marks = outline.get(page, []) + outline.get(page - 1, [])
+        bare = _norm(_NUMBER_PREFIX.sub("", line.strip(), count=1))
+        levels.append(next((lv for lv, title in marks
+                            if title in (bare, _norm(line))), None) if line.strip() else None)
+    for i, (page, line) in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            ends_paragraph.add(i)
+            continue
+        level = levels[i]
+        if level is not None:
+            # "Chapter 1" on the line before the bookmarked title belongs to the heading.
+            chapter = i > 0 and _CHAPTER_LINE.match(lines[i - 1][1].strip()) is not None
+            starts[i - 1 if chapter else i] = ("heading", level + 1, stripped)
+            starts.pop(i, None) if chapter else None
+            ends_paragraph.add(i)
+            ends_paragraph.discard(i - 1)
+        elif stripped.casefold() in _NOTE_LABELS:
+            starts[i] = ("note", 0, "")
+        elif _CAPTION_LINE.match(stripped):
+            starts[i] = ("caption", 0, "")
+            ends_paragraph.add(i)
+        elif _PDF_BULLET.match(stripped):
+            starts[i] = ("list_item", 0, "")
+        elif _CHAPTER_LINE.match(stripped) and i + 1 < len(lines) and levels[i + 1] is not None:
+            continue
+        if level is None and stripped.endswith(_ENDS_SENTENCE) \
+                and len(line) < 0.85 * widths[page]:
+            ends_paragraph.add(i)
+    # Page boundaries: a paragraph that does not end on the page runs on to the next one.
+    joins: list[str] = []
+    line_no = 0
+    for p in range(len(texts) - 1):
+        line_no += texts[p].count("\n") + 1
+        last, first = line_no - 1, line_no
+        runs_on = (texts[p].strip() and texts[p + 1].strip() and last not in ends_paragraph
+                   and first not in starts)
+        joins.append("\n" if runs_on else PAGE_SEPARATOR)
+    parts: list[str] = []
+    pages: list[tuple[int, int]] = []
+    offsets: list[tuple[int, int]] = []
+    at = 0
+    for p, t in enumerate(texts):
+        if p:
+            parts.append(joins[p - 1])
+            at += len(joins[p - 1])
+        pages.append((at, at + len(t)))
+        for line in t.split("\n"):
+            offsets.append((at, at + len(line)))
+            at += len(line) + 1
+        at -= 1
+        parts.append(t)
+    text = "".join(parts)
+    # Blocks: runs of lines from one start (or paragraph end) to the next.
+    blocks: list[Block] = []
+    headings: list[tuple[int, str]] = []
+    current: list[Any] | None = None  # [first line, last line, kind, level]
+
+    def close() -> None:
+        if current is None:
+            return
+        s, e = offsets[current[0]][0], offsets[current[1]][1]
+        piece = text[s:e]
+        lead, trail = len(piece) - len(piece.lstrip()), len(piece) - len(piece.rstrip())
+        if piece.strip():
+            blocks.append(Block(s + lead, e - trail, current[2], current[3],
+                                tuple(h for _, h in headings)))
+
+    for i, (_, line) in enumerate(lines):
+        if not line.strip():
+            close()
+            current = None
+            continue
+        start = starts.get(i)
+        if start is not None or current is None:
+            close()
+            kind, level, label = start or ("paragraph", 0, "")
+            if kind == "heading":
+                while headings and headings[-1][0] >= level:
+                    headings.pop()
+                headings.append((level, _NUMBER_PREFIX.sub("", label, count=1).strip()
+                                 or label))
+            current = [i, i, kind, level]
+        else:
+            current[1] = i
+        if i in ends_paragraph:
+            close()
+            current = None
+    close()
+    return text, pages, tuple(blocks)

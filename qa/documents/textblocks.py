@@ -201,7 +201,7 @@ def text_blocks(text: str, start: int) -> tuple[Block, ...]:
             j = i
             while j + 1 < n and not lines.blank(j + 1) and lines.indent(j + 1) >= col - 1:
                 j += 1
-            s, e = lines.spans[i]
+            s = lines.spans[i][0]
             out.append(Block(s + ind, s + ind + len(same.group(1)), "term", 0, path.current()))
             out.append(_trim(text, s + col, lines.spans[j][1], "definition", path.current()))
             i = j + 1
