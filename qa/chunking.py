@@ -226,14 +226,23 @@ def split_sentences(document: Document) -> list[Span]:
     text = document.text
     spans: list[Span] = []
     start = document.body_start
+    # A term and its definition read as one sentence ("-l, --files-with-matches  Suppress
+    # normal output..."): the break between them is no boundary, and the term keeps its
+    # leading dash.
+    glued: set[int] = set()
+    terms: set[int] = set()
+    for b, nxt in zip(document.blocks, document.blocks[1:], strict=False):
+        if b.kind == "term" and nxt.kind == "definition":
+            glued.update(range(b.end, nxt.start + 1))
+            terms.add(b.start)
     # A boundary's closing quotes (". »") belong to the sentence they close.
     bounds = [(m.start() + len(m.group(0).rstrip()), m.end())
               for m in _BOUNDARY.finditer(text, document.body_start)
-              if not _soft_break(text, m.start(), m.end())]
+              if not _soft_break(text, m.start(), m.end()) and m.start() not in glued]
     bounds.append((len(text), len(text)))
     for b_start, b_end in bounds:
         s, e = start, b_start
-        while s < e and text[s] in _TRIM_LEFT:
+        while s < e and text[s] in _TRIM_LEFT and not (s in terms and text[s] in "-+"):
             s += 1
         while e > s and text[e - 1] in _TRIM_RIGHT:
             e -= 1

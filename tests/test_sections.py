@@ -164,3 +164,23 @@ def test_old_index_format_is_refused(tmp_path: Path) -> None:
     snap.write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatchError, match=r"format version 2, this qa reads 3.*qa index"):
         load_index(tmp_path / "index", embedder=HashEmbedder(32))
+
+
+def test_an_option_and_its_description_are_one_sentence() -> None:
+    """Man page layout: the option line is the subject of its indented description."""
+    from qa.chunking import split_sentences
+
+    text = ("GREP(1)              User Commands              GREP(1)\n\nOPTIONS\n"
+            "       -l, --files-with-matches\n"
+            "              Suppress normal output; instead print the name of each input\n"
+            "              file.  Scanning stops on the first match.\n\n"
+            "       -c     Count the matching lines.\n")
+    doc = make_document("grep.txt", text)
+    kinds = [(b.kind, text[b.start : b.end]) for b in doc.blocks]
+    assert ("term", "-l, --files-with-matches") in kinds and ("term", "-c") in kinds
+    assert ("definition", "Count the matching lines.") in kinds
+    assert all(b.path[:2] == ("GREP(1)", "OPTIONS") for b in doc.blocks[2:])
+    sentences = [text[s.start : s.end] for s in split_sentences(doc)]
+    assert sentences[2].startswith("-l, --files-with-matches\n")
+    assert sentences[2].endswith("input\n              file.")
+    assert "-c     Count the matching lines." in sentences

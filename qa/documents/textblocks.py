@@ -163,6 +163,7 @@ def text_blocks(text: str, start: int) -> tuple[Block, ...]:
         return j if j < n and skipped < limit else None
 
     i = 0
+    heading_line = -2
     while i < n:
         if lines.blank(i):
             i += 1
@@ -170,7 +171,8 @@ def text_blocks(text: str, start: int) -> tuple[Block, ...]:
         line = lines.line(i)
         stripped = line.strip()
         ind = lines.indent(i)
-        prev_blank = i == 0 or lines.blank(i - 1)
+        # A heading's line ends what came before it, as a blank line does.
+        prev_blank = i == 0 or lines.blank(i - 1) or heading_line == i - 1
         nxt = next_nonblank(i)
         nxt_ind = lines.indent(nxt) if nxt is not None else -1
         standalone = prev_blank and (i + 1 >= n or lines.blank(i + 1))
@@ -179,6 +181,7 @@ def text_blocks(text: str, start: int) -> tuple[Block, ...]:
         if header and not out:
             p = path.push(1, header.group(1))
             out.append(lines.block(i, i, "heading", 1, p))
+            heading_line = i
             i += 1
             continue
         # Section headings: at the margin in capitals (NAME, OPTIONS), a little indented
@@ -192,6 +195,7 @@ def text_blocks(text: str, start: int) -> tuple[Block, ...]:
                 level = 2
             p = path.push(level, stripped)
             out.append(lines.block(i, i, "heading", level, p))
+            heading_line = i
             i += 1
             continue
         same = _SAME_LINE_TERM.match(stripped)
