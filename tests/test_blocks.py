@@ -240,3 +240,64 @@ def test_real_docbook_page_if_present() -> None:
     _check(parsed.text, parsed.blocks)
     assert parsed.date is None
     assert sum(1 for b in parsed.blocks if b.kind == "note") > 20
+
+
+def test_pdf_headings_from_the_outline_and_paragraphs_across_pages(tmp_path: Path) -> None:
+    """Bookmarked titles become headings with their path; a paragraph cut by a page end is
+    one block (the pages joined by one line break there); a "Note" label starts a note."""
+    from fpdf import FPDF
+    from makefiles import unicode_font
+
+    from qa.documents.pdf import PdfParser
+
+    pdf = FPDF()
+    pdf.add_font("dv", fname=str(unicode_font()))
+    pdf.add_page()
+    pdf.set_font("dv", size=11)
+    pdf.start_section("Les barrages", level=0)
+    pdf.cell(0, 6, "1 Les barrages", new_x="LMARGIN", new_y="NEXT")
+    pdf.start_section("Production", level=1)
+    pdf.cell(0, 6, "1.1 Production", new_x="LMARGIN", new_y="NEXT")
+    for line in ["Le barrage de Grand-Maison a produit 1 420 mégawatts en février, un",
+                 "record pour la centrale, selon les ingénieurs qui suivent la production.",
+                 "Note", "Les chiffres sont provisoires.",
+                 "La fonte des neiges explique une partie de ce résultat exceptionnel et"]:
+        pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.add_page()
+    pdf.cell(0, 6, "les pluies de la fin du mois ont fait le reste.", new_x="LMARGIN",
+             new_y="NEXT")
+    path = tmp_path / "b.pdf"
+    pdf.output(str(path))
+    parsed = PdfParser().parse(path.read_bytes(), name="b.pdf")
+    _check(parsed.text, parsed.blocks)
+    blocks = [(b.kind, parsed.text[b.start : b.end], b.section) for b in parsed.blocks]
+    assert blocks[0] == ("heading", "1 Les barrages", "Les barrages")
+    assert blocks[1] == ("heading", "1.1 Production", "Les barrages › Production")
+    assert blocks[2][0] == "paragraph" and blocks[2][1].endswith("production.")
+    assert blocks[3] == ("note", "Note\nLes chiffres sont provisoires.",
+                         "Les barrages › Production")
+    assert blocks[4][1] == ("La fonte des neiges explique une partie de ce résultat "
+                            "exceptionnel et\nles pluies de la fin du mois ont fait le reste.")
+    assert len(parsed.pages) == 2
+    assert parsed.text[parsed.pages[1][0] :].startswith("les pluies")
+
+
+def test_docx_blocks_from_styles(tmp_path: Path) -> None:
+    from makefiles import make_docx
+
+    from qa.documents.docx import DocxParser
+
+    path = make_docx(tmp_path / "d.docx", [("h1", "Rapport annuel"), ("p", "Introduction."),
+                                           ("h2", "Budget"), ("p", "Le budget a augmenté.")],
+                     table=[["poste", "montant"], ["énergie", "12"]])
+    parsed = DocxParser().parse(path.read_bytes(), name="d.docx")
+    _check(parsed.text, parsed.blocks)
+    blocks = [(b.kind, parsed.text[b.start : b.end], b.section) for b in parsed.blocks]
+    assert blocks == [
+        ("heading", "Rapport annuel", "Rapport annuel"),
+        ("paragraph", "Introduction.", "Rapport annuel"),
+        ("heading", "Budget", "Rapport annuel › Budget"),
+        ("paragraph", "Le budget a augmenté.", "Rapport annuel › Budget"),
+        ("table_row", "poste | montant", "Rapport annuel › Budget"),
+        ("table_row", "énergie | 12", "Rapport annuel › Budget"),
+    ]
