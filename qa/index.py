@@ -32,7 +32,7 @@ import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -725,8 +725,8 @@ def _translatable(word: str) -> bool:
 def _doc_entry(
     doc: Document, seg: str, n: int, stat: tuple[int, int] | None, chunks: int
 ) -> dict[str, Any]:
-    row = {k: v for k, v in asdict(doc).items()
-           if k not in ("text", "meta", "pages", "body_start", "doc_id", "blocks")}
+    row = {f.name: getattr(doc, f.name) for f in fields(doc)
+           if f.name not in ("text", "meta", "pages", "body_start", "doc_id", "blocks")}
     row.update(length=doc.length, seg=seg, n=n, chunks=chunks)
     if stat is not None:
         row["stat"] = list(stat)

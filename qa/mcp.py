@@ -115,7 +115,8 @@ def build_server(index: Index) -> MCPServer[Any]:
         """The full text of one document, to read a citation in context.
 
         Returns {doc_id, title, date, length, text, generation}, plus `pages` (the page
-        map) when the document has pages. Citation offsets index `text`."""
+        map) when the document has pages and `headings` ([{start, end, level, section}],
+        its table of contents) when it has headings. Citation offsets index `text`."""
         if not index.has_doc(doc_id):
             raise DocumentNotFoundError(f"no document {doc_id!r} in the index")
         doc = index.doc(doc_id)
@@ -125,6 +126,10 @@ def build_server(index: Index) -> MCPServer[Any]:
         if pages:
             out["pages"] = [asdict(p) if is_dataclass(p) and not isinstance(p, type) else p
                             for p in pages]
+        headings = [{"start": b.start, "end": b.end, "level": b.level, "section": b.section}
+                    for b in doc.blocks if b.kind == "heading"]
+        if headings:
+            out["headings"] = headings
         return out | {"generation": index.generation}
 
     return server

@@ -28,7 +28,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +120,9 @@ def write_segment(
             for n, du in enumerate(docs):
                 data = du.document.text.encode("utf-8")
                 texts.write(data)
-                row = {k: v for k, v in asdict(du.document).items()
-                       if k not in ("text", "blocks")}
+                # Shallow (asdict would copy every block: a third of a build's time).
+                row = {f.name: getattr(du.document, f.name) for f in fields(du.document)
+                       if f.name not in ("text", "blocks")}
                 if du.document.blocks:  # compact: each heading path once per document
                     row["blocks"] = encode_blocks(du.document.blocks)
                 row["_bytes"] = [offset, len(data)]
