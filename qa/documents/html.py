@@ -317,10 +317,20 @@ def _json_ld_date(source: str) -> str | None:
 
 
 def _iso_date(raw: str) -> str | None:
+    """'2021-06-02T08:00Z' or a written date from markup ('Tue, 3 Jan 2021') as ISO."""
     match = _ISO_DATE.match(raw)
-    if not match:
+    if match:
+        return valid_date("-".join(p for p in match.groups() if p))
+    # Digits only ("12/03/2021") is ambiguous (day or month first): no date rather than a
+    # wrong one.
+    if not re.search(r"\d{4}", raw) or len(raw) > 60 or not re.search(r"[A-Za-z]", raw):
         return None
-    return valid_date("-".join(p for p in match.groups() if p))
+    try:  # python-dateutil comes with trafilatura (through htmldate)
+        from dateutil import parser as date_parser
+
+        return str(date_parser.parse(raw, fuzzy=False).date().isoformat())
+    except (ImportError, ValueError, OverflowError):
+        return None
 
 
 class HtmlParser:
