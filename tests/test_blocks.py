@@ -301,3 +301,22 @@ def test_docx_blocks_from_styles(tmp_path: Path) -> None:
         ("table_row", "poste | montant", "Rapport annuel › Budget"),
         ("table_row", "énergie | 12", "Rapport annuel › Budget"),
     ]
+
+
+def test_article_lists_of_links_are_left_out() -> None:
+    """trafilatura's article tree: a closing "More stories" list whose every short item
+    links elsewhere is not the article; nor is the heading left with nothing under it."""
+    from lxml import etree
+
+    from qa.documents.html import blocks_from_trafilatura
+
+    items = "".join(f'<item>Story <ref target="/s{i}">number {i}</ref></item>' for i in range(4))
+    body = etree.fromstring(
+        "<body><head rend='h2'>La crue</head><p>La Seine a monté de deux mètres.</p>"
+        "<list><item>Une liste de l’article, sans lien.</item><item>Deux.</item>"
+        f"<item>Trois.</item></list><head rend='h2'>More stories</head><list>{items}</list>"
+        "</body>")
+    writer = blocks_from_trafilatura(body)
+    assert writer.text == ("La crue\n\nLa Seine a monté de deux mètres.\n\nUne liste de "
+                           "l’article, sans lien.\n\nDeux.\n\nTrois.")
+    assert [b.kind for b in writer.blocks] == ["heading", "paragraph"] + ["list_item"] * 3

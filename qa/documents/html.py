@@ -243,9 +243,23 @@ def _text_of(el: Any) -> str:
     return "".join(el.itertext())
 
 
+# A list of three or more short items that each link elsewhere is a list of other pages
+# ("More Must-Reads", "Related stories"), not the article's.
+LINK_LIST_ITEMS = 3
+LINK_ITEM_WORDS = 20
+
+
+def _is_link_list(el: Any) -> bool:
+    items = [item for item in el if item.tag == "item"]
+    return len(items) >= LINK_LIST_ITEMS and all(
+        item.find(".//ref") is not None and len("".join(item.itertext()).split())
+        <= LINK_ITEM_WORDS for item in items)
+
+
 def blocks_from_trafilatura(body: Any) -> BlockWriter:
-    """Blocks of trafilatura's article tree (p, head, list/item, table/row, code, quote)."""
-    writer = BlockWriter()
+    """Blocks of trafilatura's article tree (p, head, list/item, table/row, code, quote),
+    without lists of links; a heading left with nothing under it at the end is dropped."""
+    entries: list[tuple[str, str, int]] = []
     for lb in body.iter("lb"):
         lb.tail = "\n" + (lb.tail or "")
 
@@ -255,24 +269,29 @@ def blocks_from_trafilatura(body: Any) -> BlockWriter:
             if tag == "head":
                 rend = child.get("rend") or "h2"
                 level = int(rend[1]) if re.fullmatch(r"h[1-6]", rend) else 2
-                writer.add("heading", collapse_inline(_text_of(child)), level=level)
+                entries.append(("heading", collapse_inline(_text_of(child)), level))
             elif tag == "item":
-                writer.add("list_item", collapse_inline(_text_of(child)))
+                entries.append(("list_item", collapse_inline(_text_of(child)), 0))
             elif tag == "row":
                 cells = [collapse_inline(_text_of(c)) for c in child if c.tag == "cell"]
-                writer.add("table_row", " | ".join(c for c in cells if c))
+                entries.append(("table_row", " | ".join(c for c in cells if c), 0))
             elif tag == "code":
-                writer.add("code", _text_of(child))
+                entries.append(("code", _text_of(child), 0))
+            elif tag == "list" and _is_link_list(child):
+                continue
             elif tag in ("list", "table", "div", "body"):
                 walk(child)
-            elif tag == "quote":
-                writer.add("paragraph", collapse_inline(_text_of(child)))
             elif tag == "graphic":
                 continue
-            else:
-                writer.add("paragraph", collapse_inline(_text_of(child)))
+            else:  # p, quote and anything else: prose
+                entries.append(("paragraph", collapse_inline(_text_of(child)), 0))
 
     walk(body)
+    while entries and (entries[-1][0] == "heading" or not entries[-1][1].strip()):
+        entries.pop()
+    writer = BlockWriter()
+    for kind, text, level in entries:
+        writer.add(kind, text, level=level)
     return writer
 
 
@@ -408,7 +427,7 @@ def _article(data: bytes) -> tuple[BlockWriter, str, str]:
     try:
         result = trafilatura.bare_extraction(
             data, favor_precision=True, include_comments=False, include_tables=True,
-            include_images=False, include_links=False, with_metadata=True,
+            include_images=False, include_links=True, with_metadata=True,
             deduplicate=False,
             date_extraction_params={"extensive_search": False, "original_date": True},
         )
