@@ -320,3 +320,28 @@ def test_article_lists_of_links_are_left_out() -> None:
     assert writer.text == ("La crue\n\nLa Seine a monté de deux mètres.\n\nUne liste de "
                            "l’article, sans lien.\n\nDeux.\n\nTrois.")
     assert [b.kind for b in writer.blocks] == ["heading", "paragraph"] + ["list_item"] * 3
+
+
+def test_pdf_headings_from_font_sizes_without_an_outline(tmp_path: Path) -> None:
+    from fpdf import FPDF
+    from makefiles import unicode_font
+
+    from qa.documents.pdf import PdfParser
+
+    pdf = FPDF()
+    pdf.add_font("dv", fname=str(unicode_font()))
+    pdf.add_page()
+    body = [f"Ligne {i} du rapport sur la production d’électricité de la région, sans fin"
+            for i in range(30)]
+    for title, size in (("Rapport annuel", 20), ("Production", 15)):
+        pdf.set_font("dv", size=size)
+        pdf.cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("dv", size=10)
+        for line in body:
+            pdf.cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
+    path = tmp_path / "f.pdf"
+    pdf.output(str(path))
+    parsed = PdfParser().parse(path.read_bytes(), name="f.pdf")
+    _check(parsed.text, parsed.blocks)
+    headings = [(b.level, b.section) for b in parsed.blocks if b.kind == "heading"]
+    assert headings == [(1, "Rapport annuel"), (2, "Rapport annuel › Production")]

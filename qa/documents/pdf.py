@@ -7,8 +7,9 @@ headers, "Page 3" footers) are dropped: they are not content, and they would oth
 the most common "sentence" of a long report.
 
 Blocks: headings from the outline (bookmarks: a line of the bookmarked page that reads as
-the bookmark's title), paragraphs rejoined across lines and pages (a paragraph ends on a
-short line that ends a sentence), list items, notes ("Note", "Tip"... labels), captions.
+the bookmark's title; without an outline, short lines set clearly larger than the body
+text), paragraphs rejoined across lines and pages (a paragraph ends on a short line that
+ends a sentence), list items, notes ("Note", "Tip"... labels), captions.
 """
 
 from __future__ import annotations
@@ -94,12 +95,14 @@ class PdfParser:
             raise SkipFile(f"corrupt or truncated PDF ({str(exc).rstrip('.')})") from None
         try:
             texts: list[str] = []
+            sizes: list[dict[str, float]] = []  # per page: a line's font size, by its text
             total = 0
             for i in range(len(pdf)):
                 page = pdf[i]
                 textpage = page.get_textpage()
                 try:
                     raw = textpage.get_text_range()
+                    sizes.append(_line_sizes(textpage, raw))
                 finally:
                     textpage.close()
                     page.close()
@@ -121,7 +124,7 @@ class PdfParser:
         if not any(t.strip() for t in texts):
             raise SkipFile("PDF with no text layer (scanned? qa does not run OCR)")
         texts = _drop_running_lines(texts)
-        text, pages, blocks = layout(texts, outline)
+        text, pages, blocks = layout(texts, outline or _outline_from_sizes(texts, sizes))
         meta = {k.lower(): str(v)[:1000] for k, v in info.items()
                 if k in ("Title", "Author", "Subject", "CreationDate", "ModDate")}
         warnings: tuple[str, ...] = ()
@@ -172,6 +175,57 @@ def _outline(pdf: Any) -> dict[int, list[tuple[int, str]]]:
                 out.setdefault(int(index), []).append((int(item.level), _norm(item.get_title())))
     except Exception:  # a broken outline is no outline
         return {}
+    return out
+
+
+def _line_sizes(textpage: Any, raw: str) -> dict[str, float]:
+    """Font size of each line's first character, keyed by the line's text as qa keeps it."""
+    import pypdfium2.raw as pdfium_c
+
+    out: dict[str, float] = {}
+    at = 0
+    for line in raw.split("\n"):
+        visible = line.strip()
+        if visible:
+            first = at + len(line) - len(line.lstrip())
+            key = clean_extracted(_SOFT_HYPHEN.sub(_unhyphenate, visible)).strip()
+            out.setdefault(key, float(pdfium_c.FPDFText_GetFontSize(textpage.raw, first)))
+        at += len(line) + 1
+    return out
+
+
+# Without an outline, a short line set clearly larger than the body text is a heading; the
+# sizes of such lines, largest first, give the levels.
+HEADING_SIZE_RATIO = 1.15
+MAX_HEADING_LEVELS = 4
+MAX_HEADING_SHARE = 0.05  # a size used on more lines than this is body text, not headings
+
+
+def _outline_from_sizes(texts: list[str], sizes: list[dict[str, float]]
+                        ) -> dict[int, list[tuple[int, str]]]:
+    """An outline read from font sizes (page -> [(level, title)]), for PDFs without one."""
+    counts: Counter[float] = Counter()
+    lines: list[tuple[int, str, float]] = []
+    for page, (t, page_sizes) in enumerate(zip(texts, sizes, strict=False)):
+        for line in t.split("\n"):
+            size = page_sizes.get(line.strip())
+            if size:
+                counts[round(size, 1)] += len(line)
+                lines.append((page, line.strip(), round(size, 1)))
+    if not counts:
+        return {}
+    body = counts.most_common(1)[0][0]
+    total = sum(1 for _ in lines)
+    per_size = Counter(size for _, _, size in lines)
+    heading_sizes = sorted({size for _, line, size in lines
+                            if size >= body * HEADING_SIZE_RATIO
+                            and per_size[size] <= MAX_HEADING_SHARE * total + 1}, reverse=True)
+    levels = {size: min(i, MAX_HEADING_LEVELS - 1) for i, size in enumerate(heading_sizes)}
+    out: dict[int, list[tuple[int, str]]] = {}
+    for page, line, size in lines:
+        if size in levels and len(line) <= 120 and not line.endswith((".", ",", ";")) \
+                and any(c.isalpha() for c in line):
+            out.setdefault(page, []).append((levels[size], _norm(line)))
     return out
 
 
