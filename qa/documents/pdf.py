@@ -257,9 +257,9 @@ def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]]
             # "Chapter 1" on the line before the bookmarked title belongs to the heading.
             chapter = i > 0 and _CHAPTER_LINE.match(lines[i - 1][1].strip()) is not None
             starts[i - 1 if chapter else i] = ("heading", level + 1, stripped)
-            starts.pop(i, None) if chapter else None
             ends_paragraph.add(i)
-            ends_paragraph.discard(i - 1)
+            if chapter:
+                ends_paragraph.discard(i - 1)
         elif stripped.casefold() in _NOTE_LABELS:
             starts[i] = ("note", 0, "")
         elif _CAPTION_LINE.match(stripped):
