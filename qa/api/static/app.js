@@ -401,6 +401,7 @@
         && c.start <= span.start && span.end <= c.end);
       answer.append(el("blockquote", { class: "answer-sentence", id: "answer-sentence", text: result.answer }));
       const source = [T.from + " " + sourceLine(span.doc_id, cited ? cited.page : undefined)];
+      if (span.section) source.push(span.section);
       source.push(T.confidence(Number(result.confidence).toFixed(2)));
       answer.append(el("p", { class: "source", text: source.join(" · ") }));
     }
