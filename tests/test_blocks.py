@@ -345,3 +345,21 @@ def test_pdf_headings_from_font_sizes_without_an_outline(tmp_path: Path) -> None
     _check(parsed.text, parsed.blocks)
     headings = [(b.level, b.section) for b in parsed.blocks if b.kind == "heading"]
     assert headings == [(1, "Rapport annuel"), (2, "Rapport annuel › Production")]
+
+
+def test_mdbook_page_is_documentation() -> None:
+    page = ("<!DOCTYPE HTML><html><head><!-- Book generated using mdBook -->"
+            "<title>Lints - The rustdoc book</title></head><body>"
+            "<nav id='sidebar' class='sidebar'><ol class='chapter'><li>What is rustdoc?</li>"
+            "<li>Lints</li></ol></nav><div id='page-wrapper'><div class='page'>"
+            "<div id='menu-bar' class='menu-bar'><h1 class='menu-title'>The rustdoc book</h1>"
+            "</div><main><h1 id='lints'>Lints</h1><p>rustdoc provides lints to help you "
+            "write and test your documentation, such as <code>missing_docs</code>.</p>"
+            "<h2>broken_intra_doc_links</h2><p>This lint warns when a link is broken.</p>"
+            "</main><nav class='nav-wrapper'><a href='x'>Previous chapter</a></nav>"
+            "</div></div></body></html>")
+    parsed = HtmlParser().parse(page.encode(), name="lints.html")
+    assert parsed.text == ("Lints\n\nrustdoc provides lints to help you write and test your "
+                           "documentation, such as missing_docs.\n\nbroken_intra_doc_links\n\n"
+                           "This lint warns when a link is broken.")
+    assert parsed.blocks[-1].section == "Lints › broken_intra_doc_links"

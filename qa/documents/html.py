@@ -131,10 +131,13 @@ def is_documentation(root: Any) -> bool:
         if (meta.get("name") or "").lower() == "generator" and \
                 _GENERATORS.search(meta.get("content") or ""):
             return True
+    # DocBook, Sphinx, mdBook and Doxygen by their markup.
     return bool(root.xpath("//div[contains(concat(' ', @class, ' '), ' titlepage ')]"
                            "|//div[contains(concat(' ', @class, ' '), ' sphinxsidebar ')]"
                            "|//div[contains(concat(' ', @class, ' '), ' documentwrapper ')]"
-                           "|//div[@class='navheader']"))
+                           "|//div[@class='navheader']|//div[@id='doc-content']"
+                           "|//*[starts-with(@id, 'mdbook-')]"
+                           "|//comment()[contains(., 'Book generated using mdBook')]"))
 
 
 def main_content(root: Any) -> Any:
