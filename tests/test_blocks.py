@@ -363,3 +363,31 @@ def test_mdbook_page_is_documentation() -> None:
                            "documentation, such as missing_docs.\n\nbroken_intra_doc_links\n\n"
                            "This lint warns when a link is broken.")
     assert parsed.blocks[-1].section == "Lints › broken_intra_doc_links"
+
+
+def test_pdf_listing_in_a_monospace_font_is_code(tmp_path: Path) -> None:
+    from fpdf import FPDF
+    from makefiles import unicode_font
+
+    from qa.documents.pdf import PdfParser
+
+    pdf = FPDF()
+    pdf.add_font("dv", fname=str(unicode_font()))
+    pdf.add_page()
+    pdf.set_font("dv", size=11)
+    pdf.cell(0, 6, "Pour lister les fichiers, tapez :", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Courier", size=10)
+    for line in ("$ ls -l /etc", "$ ls -a ~"):
+        pdf.cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("dv", size=11)
+    pdf.cell(0, 6, "La commande affiche alors les fichiers cachés.", new_x="LMARGIN",
+             new_y="NEXT")
+    path = tmp_path / "c.pdf"
+    pdf.output(str(path))
+    parsed = PdfParser().parse(path.read_bytes(), name="c.pdf")
+    _check(parsed.text, parsed.blocks)
+    assert [(b.kind, parsed.text[b.start : b.end]) for b in parsed.blocks] == [
+        ("paragraph", "Pour lister les fichiers, tapez :"),
+        ("code", "$ ls -l /etc\n$ ls -a ~"),
+        ("paragraph", "La commande affiche alors les fichiers cachés."),
+    ]

@@ -9,7 +9,8 @@ the most common "sentence" of a long report.
 Blocks: headings from the outline (bookmarks: a line of the bookmarked page that reads as
 the bookmark's title; without an outline, short lines set clearly larger than the body
 text), paragraphs rejoined across lines and pages (a paragraph ends on a short line that
-ends a sentence), list items, notes ("Note", "Tip"... labels), captions.
+ends a sentence), list items, notes ("Note", "Tip"... labels), captions, listings (lines set
+in a monospace font).
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class PdfParser:
             raise SkipFile(f"corrupt or truncated PDF ({str(exc).rstrip('.')})") from None
         try:
             texts: list[str] = []
-            sizes: list[dict[str, float]] = []  # per page: a line's font size, by its text
+            # Per page, by a line's text: its font size, and whether it is set in monospace.
+            sizes: list[dict[str, tuple[float, bool]]] = []
             total = 0
             for i in range(len(pdf)):
                 page = pdf[i]
@@ -124,7 +126,9 @@ class PdfParser:
         if not any(t.strip() for t in texts):
             raise SkipFile("PDF with no text layer (scanned? qa does not run OCR)")
         texts = _drop_running_lines(texts)
-        text, pages, blocks = layout(texts, outline or _outline_from_sizes(texts, sizes))
+        text, pages, blocks = layout(
+            texts, outline or _outline_from_sizes(texts, sizes),
+            mono=[{line for line, (_, fixed) in page.items() if fixed} for page in sizes])
         meta = {k.lower(): str(v)[:1000] for k, v in info.items()
                 if k in ("Title", "Author", "Subject", "CreationDate", "ModDate")}
         warnings: tuple[str, ...] = ()
@@ -178,22 +182,38 @@ def _outline(pdf: Any) -> dict[int, list[tuple[int, str]]]:
     return out
 
 
-def _line_sizes(textpage: Any, raw: str) -> dict[str, float]:
-    """Font size of each line's first character, keyed by the line's text as qa keeps it."""
+def _line_sizes(textpage: Any, raw: str) -> dict[str, tuple[float, bool]]:
+    """(font size of its first character, set in monospace from its first to its last
+    character) of each line, keyed by the line's text as qa keeps it."""
+    import ctypes
+
     import pypdfium2.raw as pdfium_c
 
-    out: dict[str, float] = {}
+    name = ctypes.create_string_buffer(96)
+
+    def fixed_pitch(index: int) -> bool:
+        flags = ctypes.c_int(0)
+        pdfium_c.FPDFText_GetFontInfo(textpage.raw, index, name, len(name),
+                                      ctypes.byref(flags))
+        # The font descriptor's FixedPitch flag; the standard Courier has no descriptor.
+        return bool(flags.value & 1) or _MONO_NAME.search(name.value) is not None
+
+    out: dict[str, tuple[float, bool]] = {}
     at = 0
     for line in raw.split("\n"):
         visible = line.strip()
         if visible:
             first = at + len(line) - len(line.lstrip())
+            last = at + len(line.rstrip()) - 1
             key = clean_extracted(_SOFT_HYPHEN.sub(_unhyphenate, visible)).strip()
-            out.setdefault(key, float(pdfium_c.FPDFText_GetFontSize(textpage.raw, first)))
+            if key not in out:
+                out[key] = (float(pdfium_c.FPDFText_GetFontSize(textpage.raw, first)),
+                            fixed_pitch(first) and fixed_pitch(last))
         at += len(line) + 1
     return out
 
 
+_MONO_NAME = re.compile(rb"mono|courier|consol|menlo|typewriter|code", re.I)
 # Without an outline, a short line set clearly larger than the body text is a heading; the
 # sizes of such lines, largest first, give the levels.
 HEADING_SIZE_RATIO = 1.15
@@ -201,14 +221,14 @@ MAX_HEADING_LEVELS = 4
 MAX_HEADING_SHARE = 0.05  # a size used on more lines than this is body text, not headings
 
 
-def _outline_from_sizes(texts: list[str], sizes: list[dict[str, float]]
+def _outline_from_sizes(texts: list[str], sizes: list[dict[str, tuple[float, bool]]]
                         ) -> dict[int, list[tuple[int, str]]]:
     """An outline read from font sizes (page -> [(level, title)]), for PDFs without one."""
     counts: Counter[float] = Counter()
     lines: list[tuple[int, str, float]] = []
     for page, (t, page_sizes) in enumerate(zip(texts, sizes, strict=False)):
         for line in t.split("\n"):
-            size = page_sizes.get(line.strip())
+            size = page_sizes.get(line.strip(), (0.0, False))[0]
             if size:
                 counts[round(size, 1)] += len(line)
                 lines.append((page, line.strip(), round(size, 1)))
@@ -229,9 +249,11 @@ def _outline_from_sizes(texts: list[str], sizes: list[dict[str, float]]
     return out
 
 
-def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]]
+def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]], *,
+           mono: list[set[str]] | None = None,
            ) -> tuple[str, list[tuple[int, int]], tuple[Block, ...]]:
-    """(text, page ranges, blocks) of the pages' texts: see the module's docstring."""
+    """(text, page ranges, blocks) of the pages' texts: see the module's docstring. Lines
+    in `mono` (per page, set in a monospace font) are listings."""
     lines: list[tuple[int, str]] = [(p, line) for p, t in enumerate(texts)
                                     for line in t.split("\n")]
     widths = []
@@ -247,12 +269,21 @@ def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]]
         bare = _norm(_NUMBER_PREFIX.sub("", line.strip(), count=1))
         levels.append(next((lv for lv, title in marks
                             if title in (bare, _norm(line))), None) if line.strip() else None)
+    mono = mono or []
+    code = [page < len(mono) and line.strip() in mono[page] for page, line in lines]
     for i, (page, line) in enumerate(lines):
         stripped = line.strip()
         if not stripped:
             ends_paragraph.add(i)
             continue
         level = levels[i]
+        if code[i] and level is None:
+            # A listing: its lines run together; it starts and ends where the font changes.
+            if i == 0 or not code[i - 1]:
+                starts[i] = ("code", 0, "")
+            if i + 1 >= len(lines) or not code[i + 1]:
+                ends_paragraph.add(i)
+            continue
         if level is not None:
             # "Chapter 1" on the line before the bookmarked title belongs to the heading.
             chapter = i > 0 and _CHAPTER_LINE.match(lines[i - 1][1].strip()) is not None
