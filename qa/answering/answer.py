@@ -18,6 +18,7 @@ class Citation:
     text: str
     score: float
     page: int | None = None  # 1-based page of `start` (PDFs); None for formats without pages
+    section: str | None = None  # heading path at `start` ("Title › Section"); None: no headings
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class AnswerSpan:
     start: int
     end: int
     page: int | None = None  # 1-based page of `start` (PDFs); None for formats without pages
+    section: str | None = None  # heading path at `start` ("Title › Section"); None: no headings
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from qa.answering.sentences import (
     score_sentences,
     term_weights,
 )
-from qa.documents import page_of
+from qa.chunking import chunk_section
+from qa.documents import page_of, section_of
 from qa.errors import InvalidQuestionError
 from qa.index import Index
 from qa.retrieval import Mode, Query, make_filters, prepare, retrieve
@@ -315,8 +316,9 @@ def answer_question(
     for rank, i in enumerate(order, start=1):
         c = passages[i].chunk
         score = best_by_passage[i].score if i in best_by_passage else 0.0
+        doc = index.doc(c.doc_id)
         citations.append(Citation(rank, c.doc_id, c.start, c.end, c.text, round(score, 4),
-                                  page_of(index.doc(c.doc_id), c.start)))
+                                  page_of(doc, c.start), chunk_section(doc, c.start, c.end)))
     cited = {passages[i].chunk_id for i in order}
 
     best = best_by_passage.get(order[0]) if order else None
@@ -351,7 +353,8 @@ def answer_question(
             sa = ShortAnswer(text[s.start : s.end], cand.doc_id, s.start, s.end,
                              s.kind, s.value)  # type: ignore[arg-type]
         return Answer(question, text[start:end], False,
-                      AnswerSpan(cand.doc_id, start, end, page_of(index.doc(cand.doc_id), start)),
+                      AnswerSpan(cand.doc_id, start, end, page_of(index.doc(cand.doc_id), start),
+                                 section_of(index.doc(cand.doc_id), start)),
                       citations,
                       float(np.round(cand.score, 4)), short_answer=sa)
     return Answer(question, None, True, None, citations, confidence, note=first_note)
