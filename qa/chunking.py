@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
-from qa.documents import Document
+from qa.documents import Block, Document, section_of
 
 # Bump when metadata parsing, chunk or sentence boundaries change for the same text: indexes
 # record it, and an update re-splits and re-embeds every document instead of reusing old units.
-SPLITTER_VERSION = 3
+# 4: chunks stay inside one section, and carry their heading path (contextual chunks).
+SPLITTER_VERSION = 4
 
 # Paragraph, line, sentence, clause, word, character: the splitter tries them in order.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
@@ -34,12 +36,75 @@ class Span:
     end: int
 
 
-def chunk_document(document: Document, *, size: int, overlap: int) -> list[Chunk]:
-    """Split a document's body with langchain's RecursiveCharacterTextSplitter, keeping offsets."""
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
+def section_ranges(document: Document, *, min_chars: int) -> list[tuple[int, int]]:
+    """[start, end) of each section of the body: a heading and what follows it up to the
+    next heading. A section shorter than min_chars (a chapter heading right before its
+    first subsection) joins the next one; without headings, the whole body."""
+    starts = sorted({b.start for b in document.blocks
+                     if b.kind == "heading" and b.start > document.body_start})
+    bounds = [document.body_start, *starts, len(document.text)]
+    out: list[tuple[int, int]] = []
+    open_start = bounds[0]
+    for end in bounds[1:]:
+        if end - open_start >= min_chars or end == len(document.text):
+            out.append((open_start, end))
+            open_start = end
+    return [(s, e) for s, e in out if document.text[s:e].strip()]
 
+
+def chunk_section(document: Document, start: int, end: int) -> str | None:
+    """The heading path of a chunk: that of its first block that is not a heading (a chunk
+    starting on a chapter heading is about the section under it), else at its start."""
+    blocks = document.blocks
+    if not blocks:
+        return None
+    i = max(0, bisect.bisect_right(_block_starts(document), start) - 1)
+    while i < len(blocks) and blocks[i].start < end:
+        if blocks[i].kind != "heading" and blocks[i].end > start:
+            return blocks[i].section
+        i += 1
+    return section_of(document, start)
+
+
+def contextual_text(document: Document, chunk: Chunk) -> str:
+    """What is embedded and matched for a chunk: its heading path, then its text (the
+    chunk's offsets still index its text alone)."""
+    section = chunk_section(document, chunk.start, chunk.end)
+    return f"{section}\n{chunk.text}" if section else chunk.text
+
+
+_STARTS: list[tuple[tuple[Block, ...], list[int]]] = []
+
+
+def _block_starts(document: Document) -> list[int]:
+    # The last document's block starts, kept for its other chunks (a build's hot loop);
+    # holding the tuple itself makes the identity check safe.
+    cached = _STARTS[0] if _STARTS else None
+    if cached is None or cached[0] is not document.blocks:
+        cached = (document.blocks, [b.start for b in document.blocks])
+        _STARTS[:] = [cached]  # one assignment: threads serving answers may call this too
+    return cached[1]
+
+
+def chunk_document(document: Document, *, size: int, overlap: int) -> list[Chunk]:
+    """Split a document's body with langchain's RecursiveCharacterTextSplitter, keeping
+    offsets; each section (heading to heading) is split on its own, so that a chunk stays
+    inside one section where it can."""
     if overlap >= size:
         raise ValueError(f"chunk overlap ({overlap}) must be smaller than chunk size ({size})")
+    if not any(b.kind == "heading" for b in document.blocks):
+        return _split(document, document.body_start, len(document.text), size=size,
+                      overlap=overlap)
+    chunks: list[Chunk] = []
+    for start, end in section_ranges(document, min_chars=size // 4):
+        chunks.extend(_split(document, start, end, size=size, overlap=overlap))
+    return chunks
+
+
+def _split(document: Document, base: int, stop: int, *, size: int, overlap: int) -> list[Chunk]:
+    """text[base:stop] split into chunks with exact offsets."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=size,
         chunk_overlap=overlap,
@@ -48,8 +113,7 @@ def chunk_document(document: Document, *, size: int, overlap: int) -> list[Chunk
         strip_whitespace=True,
     )
     text = document.text
-    base = document.body_start
-    body = text[base:]
+    body = text[base:stop]
     chunks: list[Chunk] = []
     prev_start, prev_end = -1, 0
     for piece in splitter.split_text(body):
@@ -162,14 +226,23 @@ def split_sentences(document: Document) -> list[Span]:
     text = document.text
     spans: list[Span] = []
     start = document.body_start
+    # A term and its definition read as one sentence ("-l, --files-with-matches  Suppress
+    # normal output..."): the break between them is no boundary, and the term keeps its
+    # leading dash.
+    glued: set[int] = set()
+    terms: set[int] = set()
+    for b, nxt in zip(document.blocks, document.blocks[1:], strict=False):
+        if b.kind == "term" and nxt.kind == "definition":
+            glued.update(range(b.end, nxt.start + 1))
+            terms.add(b.start)
     # A boundary's closing quotes (". »") belong to the sentence they close.
     bounds = [(m.start() + len(m.group(0).rstrip()), m.end())
               for m in _BOUNDARY.finditer(text, document.body_start)
-              if not _soft_break(text, m.start(), m.end())]
+              if not _soft_break(text, m.start(), m.end()) and m.start() not in glued]
     bounds.append((len(text), len(text)))
     for b_start, b_end in bounds:
         s, e = start, b_start
-        while s < e and text[s] in _TRIM_LEFT:
+        while s < e and text[s] in _TRIM_LEFT and not (s in terms and text[s] in "-+"):
             s += 1
         while e > s and text[e - 1] in _TRIM_RIGHT:
             e -= 1

@@ -135,8 +135,10 @@ def _print_report(report: Any) -> None:
     for note in getattr(report, "warnings", []):
         click.echo(f"warning: {note.path}: {note.reason}", err=True)
     for reason, f in unreadable.items():
-        click.echo(f"warning: no {f.format} file could be read ({f.skipped} skipped): {reason}",
-                   err=True)
+        n = sum(1 for skipped in report.skipped if skipped.reason == reason)
+        what = (f"no {f.format} file could be read ({n} skipped)" if not f.read
+                else f"{n} {f.format} file(s) could not be read")
+        click.echo(f"warning: {what}: {reason}", err=True)
     if getattr(report, "up_to_date", False):
         click.echo(f"index is up to date ({report.generation}): nothing changed, nothing "
                    "committed", err=True)
@@ -238,7 +240,9 @@ def _highlight(text: str, start: int, end: int, color: bool) -> str:
 
 
 def _page(item: dict[str, Any]) -> str:
-    return f", page {item['page']}" if item.get("page") else ""
+    """What follows the file name: its page (PDFs) and its section (heading path)."""
+    page = f", page {item['page']}" if item.get("page") else ""
+    return page + (f", § {item['section']}" if item.get("section") else "")
 
 
 def format_answer(result: dict[str, Any], *, color: bool) -> str:

@@ -32,13 +32,21 @@ import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qa.chunking import SPLITTER_VERSION, Chunk, Span, chunk_document, split_sentences
+from qa.chunking import (
+    SPLITTER_VERSION,
+    Chunk,
+    Span,
+    chunk_document,
+    chunk_section,
+    contextual_text,
+    split_sentences,
+)
 from qa.documents import (
     CorpusReader,
     Document,
@@ -61,7 +69,9 @@ from qa.store.segments import DocUnits, Segment, new_segment_name, read_units, w
 from qa.store.vectors import STORE_ID, STORE_VERSION
 from qa.text import fold, tokens, vocabulary
 
-FORMAT_VERSION = 2
+# 3: documents carry their blocks (kind, heading path), and chunks their heading path in
+# what is embedded and matched.
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 LOCK = "LOCK"
 KEEP_SNAPSHOTS = 2  # the live one and the one before, for readers and citation checks
@@ -717,8 +727,8 @@ def _translatable(word: str) -> bool:
 def _doc_entry(
     doc: Document, seg: str, n: int, stat: tuple[int, int] | None, chunks: int
 ) -> dict[str, Any]:
-    row = {k: v for k, v in asdict(doc).items()
-           if k not in ("text", "meta", "pages", "body_start", "doc_id")}
+    row = {f.name: getattr(doc, f.name) for f in fields(doc)
+           if f.name not in ("text", "meta", "pages", "body_start", "doc_id", "blocks")}
     row.update(length=doc.length, seg=seg, n=n, chunks=chunks)
     if stat is not None:
         row["stat"] = list(stat)
@@ -1027,7 +1037,8 @@ def _embed_batch(
     known_words: set[str], advance: Callable[[int], None],
 ) -> tuple[list[DocUnits], list[str], np.ndarray, int]:
     parts = [(doc, *_units_for(doc, size=size, overlap=overlap)) for doc in docs]
-    chunk_texts = [c.text for _, chunks, _ in parts for c in chunks]
+    # Contextual chunks: the heading path is embedded and matched with the chunk's text.
+    chunk_texts = [contextual_text(d, c) for d, chunks, _ in parts for c in chunks]
     sent_texts = [d.text[s.start : s.end] for d, _, sents in parts for s in sents]
     doc_chars = sum(len(d.text) for d in docs)
     embed_chars = max(1, sum(map(len, chunk_texts)) + sum(map(len, sent_texts)))
@@ -1048,7 +1059,7 @@ def _embed_batch(
     for doc, chunks, sents in parts:
         out.append(DocUnits(
             doc, chunks, sents, chunk_vecs[ci : ci + len(chunks)], sent_vecs[si : si + len(sents)],
-            [chunk_tokens(c.text) for c in chunks],
+            chunk_tokens_of(doc, chunks),
         ))
         ci += len(chunks)
         si += len(sents)
@@ -1063,23 +1074,31 @@ def _chunk_vectors_from_sentences(
     their characters it holds (renormalised); a chunk with no sentence is embedded."""
     out = np.zeros((sum(len(c) for _, c, _ in parts), sent_vecs.shape[1]), np.float32)
     missing: list[tuple[int, str]] = []
+    # A chunk's heading path counts as one more sentence of it, weighted by its characters:
+    # what prepending it to the chunk's text would do to an embedding of the chunk.
+    sections = [[chunk_section(d, c.start, c.end) for c in chunks] for d, chunks, _ in parts]
+    distinct = sorted({sec for secs in sections for sec in secs if sec})
+    sec_vecs = dict(zip(distinct, cache.embed(distinct, None), strict=True)) if distinct else {}
     row = si = 0
-    for _, chunks, sents in parts:
+    for (_, chunks, sents), secs in zip(parts, sections, strict=True):
         starts = np.array([s.start for s in sents], dtype=np.int64)
         ends = np.array([s.end for s in sents], dtype=np.int64)
-        for c in chunks:
+        for c, sec in zip(chunks, secs, strict=True):
             lo = int(np.searchsorted(ends, c.start, side="right"))
             hi = int(np.searchsorted(starts, c.end, side="left"))
+            context = f"{sec}\n{c.text}" if sec else c.text
             if hi > lo:
                 weights = (np.minimum(ends[lo:hi], c.end) - np.maximum(starts[lo:hi], c.start))
                 v = weights.astype(np.float32) @ sent_vecs[si + lo : si + hi]
+                if sec:
+                    v = v + np.float32(len(sec)) * sec_vecs[sec]
                 norm = float(np.linalg.norm(v))
                 if norm > 0:
                     out[row] = v / norm
                 else:
-                    missing.append((row, c.text))
+                    missing.append((row, context))
             else:
-                missing.append((row, c.text))
+                missing.append((row, context))
             row += 1
         si += len(sents)
     if missing:
@@ -1090,6 +1109,11 @@ def _chunk_vectors_from_sentences(
 def chunk_tokens(text: str) -> list[str]:
     """A chunk's BM25 tokens; a chunk without any still counts one (as bm25s does)."""
     return tokens(text) or ["\u2205"]
+
+
+def chunk_tokens_of(doc: Document, chunks: Sequence[Chunk]) -> list[list[str]]:
+    """BM25 tokens of a document's chunks, each with its heading path (contextual chunks)."""
+    return [chunk_tokens(contextual_text(doc, c)) for c in chunks]
 
 
 def _count(index_dir: Path, entries: list[dict[str, Any]], dim: int) -> dict[str, int]:
@@ -1171,7 +1195,7 @@ def _merge(
         for v in victims:
             opened[v] = old_segments.get(v) or Segment(index_dir / v, dim=embedder.dim)
         moving = [d for d, info in documents.items() if info["seg"] in opened]
-        units = [read_units(opened[documents[d]["seg"]], int(documents[d]["n"]), chunk_tokens)
+        units = [read_units(opened[documents[d]["seg"]], int(documents[d]["n"]), chunk_tokens_of)
                  for d in moving]
         words: list[str] = []
         word_vecs: list[np.ndarray] = []

@@ -85,8 +85,9 @@ def build_server(index: Index) -> MCPServer[Any]:
 
         Returns the same object as the HTTP API's POST /ask: `answer` (a sentence copied from
         a document, or null), `abstained` (true when the documents do not answer: report
-        that, do not guess), `answer_span` {doc_id, start, end}, `citations` (rank, doc_id,
-        start, end, text, score), `confidence`, and `generation` (the index snapshot)."""
+        that, do not guess), `answer_span` {doc_id, start, end, page, section}, `citations`
+        (rank, doc_id, start, end, text, score, page, section: the heading path, e.g.
+        "Chapter 1 › 1.2. Files", or null), `confidence`, and `generation` (the index snapshot)."""
         result = answer_question(index, question, k=k, doc_ids=doc_ids, date_from=date_from,
                                  date_to=date_to)
         return AskResponse.model_validate(result.to_dict() | {"generation": index.generation})
@@ -97,7 +98,8 @@ def build_server(index: Index) -> MCPServer[Any]:
                date_from: DateFrom = None, date_to: DateTo = None) -> dict[str, Any]:
         """Find the passages most relevant to a question, without choosing an answer.
 
-        Returns {question, passages: [{rank, doc_id, start, end, text, score}], generation};
+        Returns {question, passages: [{rank, doc_id, start, end, text, score, page, section}],
+        generation};
         each passage's text is exactly the document's text[start:end]."""
         result = answer_question(index, question, k=k, doc_ids=doc_ids, date_from=date_from,
                                  date_to=date_to)
@@ -113,7 +115,8 @@ def build_server(index: Index) -> MCPServer[Any]:
         """The full text of one document, to read a citation in context.
 
         Returns {doc_id, title, date, length, text, generation}, plus `pages` (the page
-        map) when the document has pages. Citation offsets index `text`."""
+        map) when the document has pages and `headings` ([{start, end, level, section}],
+        its table of contents) when it has headings. Citation offsets index `text`."""
         if not index.has_doc(doc_id):
             raise DocumentNotFoundError(f"no document {doc_id!r} in the index")
         doc = index.doc(doc_id)
@@ -123,6 +126,10 @@ def build_server(index: Index) -> MCPServer[Any]:
         if pages:
             out["pages"] = [asdict(p) if is_dataclass(p) and not isinstance(p, type) else p
                             for p in pages]
+        headings = [{"start": b.start, "end": b.end, "level": b.level, "section": b.section}
+                    for b in doc.blocks if b.kind == "heading"]
+        if headings:
+            out["headings"] = headings
         return out | {"generation": index.generation}
 
     return server

@@ -11,7 +11,7 @@ RESULT_FIELDS = ["question", "answer", "abstained", "answer_span", "citations", 
                  "short_answer", "note"]
 # POST /ask adds the index generation that answered, for GET /documents/{id}?generation=...
 API_RESULT_FIELDS = [*RESULT_FIELDS, "generation"]
-CITATION_FIELDS = ["rank", "doc_id", "start", "end", "text", "score", "page"]
+CITATION_FIELDS = ["rank", "doc_id", "start", "end", "text", "score", "page", "section"]
 
 
 def document_text(
@@ -48,7 +48,7 @@ def assert_contract(result: dict[str, Any], question: str, k: int,
         assert result["answer"] is None and result["answer_span"] is None
         return
     span = result["answer_span"]
-    assert set(span) == {"doc_id", "start", "end", "page"}
+    assert set(span) == {"doc_id", "start", "end", "page", "section"}
     assert text(span["doc_id"])[span["start"] : span["end"]] == result["answer"]
     short = result["short_answer"]
     if short is not None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from makefiles import make_docx, make_html, make_pdf
 
 from qa.chunking import MAX_SENTENCE_CHARS, chunk_document, split_sentences
-from qa.documents import Document, page_of, read_corpus, read_file
+from qa.documents import Document, page_of, parser_for, read_corpus, read_file
 from qa.documents.pdf import pdf_date
 
 HEADER = "Rapport sur l’énergie — édition 2024"
@@ -43,7 +43,7 @@ def test_pdf_text_pages_and_metadata(tmp_path: Path) -> None:
     footer are gone; ligatures are letters; the word hyphenated across lines is whole."""
     _pdf(tmp_path)
     doc = _doc(tmp_path, "rapport.pdf")
-    assert doc.parser == "pdf/1" and len(doc.pages) == 3
+    assert doc.parser == "pdf/2" and len(doc.pages) == 3
     assert HEADER not in doc.text and "Page 2" not in doc.text
     assert "\ufb01" not in doc.text and "finances" in doc.text and "efficacité" in doc.text
     assert "pendant" in doc.text
@@ -84,7 +84,7 @@ def test_html_article_without_boilerplate(tmp_path: Path) -> None:
                         "Mentions légales", "tracker", "color: black"]:
         assert boilerplate not in doc.text, boilerplate
     assert doc.title == "La bibliothèque de Quimper reçoit des livres anciens"
-    assert (doc.date, doc.date_source, doc.parser) == ("2024-03-15", "html meta", "html/1")
+    assert (doc.date, doc.date_source, doc.parser) == ("2024-03-15", "html meta", "html/2")
     assert doc.pages == () and page_of(doc, 10) is None
 
 
@@ -223,7 +223,9 @@ def test_parser_ids_reach_the_manifest(tmp_path: Path, name: str) -> None:
                   created="2024-01-05T00:00:00")
     report = build_index(corpus, tmp_path / "index", embedder=HashEmbedder(32))
     entry = read_manifest(tmp_path / "index")["documents"][name]
-    assert entry["parser"] == f"{name.split('.')[1]}/1"
+    parser = parser_for("." + name.split(".")[1])
+    assert parser is not None and parser.id == name.split(".")[1]
+    assert entry["parser"] == f"{parser.id}/{parser.version}"
     assert entry["date_source"] in {"pdf info", "html meta", "docx core"}
     (fmt,) = report.formats
     assert (fmt.format, fmt.read, fmt.skipped) == (name.split(".")[1], 1, 0)

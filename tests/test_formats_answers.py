@@ -87,7 +87,9 @@ def test_answer_from_each_format(client: TestClient, question: str, doc_id: str,
     else:
         source_line = next(line for line in format_answer(result, color=False).splitlines()
                            if line.startswith("  — "))
-        assert served["pages"] is None and source_line.startswith(f"  — {doc_id}, characters")
+        section = f", § {span['section']}" if span.get("section") else ""
+        assert served["pages"] is None
+        assert source_line.startswith(f"  — {doc_id}{section}, characters")
 
 
 def test_listing_says_where_dates_came_from(client: TestClient) -> None:

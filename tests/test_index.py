@@ -35,7 +35,7 @@ def test_manifest_records_what_load_checks(corpus_dir: Path, tmp_path: Path,
     assert manifest["chunking"] == {"size": 400, "overlap": 50,
                                     "splitter": chunking_mod.SPLITTER_VERSION,
                                     "chunk_vectors": index_mod.CHUNK_VECTORS}
-    assert {d["parser"] for d in manifest["documents"].values()} == {"plain/1"}
+    assert {d["parser"] for d in manifest["documents"].values()} == {"plain/2"}
     assert len(manifest["documents"]) == 5 == report.documents
     assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
 
@@ -300,6 +300,10 @@ def test_chunk_vectors_are_the_weighted_mean_of_their_sentences(
         weights = np.array([min(s.end, c.end) - max(s.start, c.start) for s in spans], float)
         expected = weights @ emb.embed([index.doc(c.doc_id).text[s.start : s.end]
                                         for s in spans])
+        # Contextual chunks: the heading path counts as one more sentence, by its length.
+        section = chunking_mod.chunk_section(index.doc(c.doc_id), c.start, c.end)
+        if section:
+            expected += len(section) * emb.embed([section])[0]
         expected /= np.linalg.norm(expected)
         got = seg.vectors.vectors(np.array([cid]))[0]
         assert float(got @ expected) > 0.99  # float16 storage, int8 nowhere on this path

@@ -212,6 +212,10 @@ def test_ask_highlight_and_open_the_cited_document(server: Server, browser: WebD
     for li, c in zip(citations, expected["citations"], strict=True):
         passage = li.find_element(By.CSS_SELECTOR, ".passage")
         assert passage.get_attribute("textContent") == c["text"]
+        # the passage's section (heading path), above it, when its document has headings
+        shown = li.find_elements(By.CSS_SELECTOR, "p.section")
+        assert [e.get_attribute("textContent") for e in shown] == ([c["section"]]
+                                                                   if c["section"] else [])
     # the answer is highlighted with <mark> in the passage that holds it, and only there
     marks = browser.find_elements(By.CSS_SELECTOR, "#citations mark.answer")
     assert marks and all(m.get_attribute("textContent") == expected["answer"] for m in marks)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +18,7 @@ from qa.answering.features import FEATURES, INDEX, QuestionView, candidates, is_
 from qa.answering.kinds import asked
 from qa.answering.pipeline import question_view
 from qa.answering.source import NO_BLOCK, TextSource, block_at
+from qa.documents import Block
 from qa.embedding import Embedder, HashEmbedder
 from qa.evaluation.calibration import expected_calibration_error, reliability, reliability_png
 from qa.evaluation.report import report_markdown, write_markdown
@@ -93,18 +93,10 @@ def test_spans_never_cut_a_token() -> None:
 
 # ------------------------------------------------------------------------------- features
 
-@dataclass(frozen=True)
-class _Block:
-    start: int
-    end: int
-    kind: str
-    heading_path: tuple[str, ...]
-
-
 class _WithBlocks:
     """A document as the structure issue will give them: text plus blocks."""
 
-    def __init__(self, doc: Any, blocks: list[_Block]) -> None:
+    def __init__(self, doc: Any, blocks: tuple[Block, ...]) -> None:
         self._doc, self.blocks = doc, blocks
 
     def __getattr__(self, name: str) -> Any:
@@ -112,17 +104,20 @@ class _WithBlocks:
 
 
 class _BlockSource:
-    """An index seen through TextSource, whose documents carry one block each."""
+    """An index seen through TextSource, whose documents carry the given blocks (one code
+    block over the whole text by default; none: as an index built before blocks)."""
 
-    def __init__(self, index: Index) -> None:
-        self._index = index
+    def __init__(self, index: Index, *, blocks: bool = True) -> None:
+        self._index, self._blocks = index, blocks
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._index, name)
 
     def doc(self, doc_id: str) -> Any:
         d = self._index.doc(doc_id)
-        return _WithBlocks(d, [_Block(0, len(d.text), "code", ("Packages", "The tool"))])
+        if not self._blocks:
+            return _WithBlocks(d, ())
+        return _WithBlocks(d, (Block(0, len(d.text), "code", 0, ("Packages", "The tool")),))
 
 
 def _small_index(tmp_path: Path, embedder: Embedder, files: dict[str, str]) -> Index:
@@ -147,11 +142,13 @@ _DOCS = {
 def test_features_neutral_without_blocks_and_read_with_them(tmp_path: Path) -> None:
     index = _small_index(tmp_path, HashEmbedder(64), _DOCS)
     assert isinstance(index, TextSource)
-    assert block_at(index, "a.txt", 3) == NO_BLOCK
+    assert block_at(index, "a.txt", 3).kind == "paragraph"  # plain text has blocks now
+    flat = _BlockSource(index, blocks=False)
+    assert block_at(flat, "a.txt", 3) == NO_BLOCK  # type: ignore[arg-type]
     query = prepare(index, "Which tool installs packages?")
     view = question_view(index, query)
     passages = retrieve(index, query, k=5)
-    plain = candidates(index, view, passages)
+    plain = candidates(flat, view, passages)  # type: ignore[arg-type]
     assert plain and all(len(c.features) == len(FEATURES) for c in plain)
     block_cols = [INDEX[n] for n in FEATURES if n.startswith("block_") or n == "section_overlap"]
     assert all(not c.features[block_cols].any() for c in plain)

@@ -20,6 +20,7 @@ class Citation:
     text: str
     score: float
     page: int | None = None  # 1-based page of `start` (PDFs); None for formats without pages
+    section: str | None = None  # heading path at `start` ("Title › Section"); None: no headings
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class AnswerSpan:
     start: int
     end: int
     page: int | None = None  # 1-based page of `start` (PDFs); None for formats without pages
+    section: str | None = None  # heading path at `start` ("Title › Section"); None: no headings
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from qa.answering.kinds import NEWS_KINDS, TECHNICAL_KINDS, asked
 from qa.answering.question import Constraints, date_supported, read_question
 from qa.answering.sentences import DEFAULT_PARAMS, AnswerParams, score_sentences, term_weights
 from qa.answering.source import TextSource
-from qa.documents import page_of
+from qa.chunking import chunk_section
+from qa.documents import page_of, section_of
 from qa.errors import InvalidQuestionError
 from qa.index import Index
 from qa.retrieval import Mode, Passage, Query, make_filters, prepare, retrieve
@@ -388,8 +389,9 @@ def answer_question(
     for rank, i in enumerate(order, start=1):
         c = passages[i].chunk
         score = best_by_passage[i].score if i in best_by_passage else 0.0
+        doc = source.doc(c.doc_id)
         citations.append(Citation(rank, c.doc_id, c.start, c.end, c.text, round(score, 4),
-                                  page_of(source.doc(c.doc_id), c.start)))
+                                  page_of(doc, c.start), chunk_section(doc, c.start, c.end)))
     cited = {passages[i].chunk_id for i in order}
 
     ranked = sorted((c for c in candidates if c.chunk_id in cited and not barred(c)),
@@ -422,6 +424,7 @@ def answer_question(
                              s.kind, s.value)  # type: ignore[arg-type]
         return Answer(question, text[start:end], False,
                       AnswerSpan(cand.doc_id, start, end,
-                                 page_of(source.doc(cand.doc_id), start)),
+                                 page_of(source.doc(cand.doc_id), start),
+                                 section_of(source.doc(cand.doc_id), start)),
                       citations, conf, short_answer=sa)
     return Answer(question, None, True, None, citations, first_conf or 0.0, note=first_note)

@@ -7,13 +7,13 @@ and a test can hand in anything smaller. Retrieval is not part of it: the pipeli
 from the index, then answers from the source.
 
 Blocks are read through `block_at`, which returns a neutral `BlockInfo` when the document has
-no blocks (every parser today): the features that use a block's kind or section get their
-neutral value, and start to count once documents carry structure.
+no blocks (an index built before blocks, or a format without them): the features that use a
+block's kind or section then get their neutral value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -66,22 +66,29 @@ class BlockInfo:
 NO_BLOCK = BlockInfo()
 
 
-def _blocks(doc: Document) -> Sequence[Any]:
-    # Documents gain `blocks` (objects with start, end, kind, and a heading path) with the
-    # structure issue; until then there are none and every feature reading them is neutral.
-    return getattr(doc, "blocks", None) or ()
+_STARTS: dict[tuple[str, str], list[int]] = {}
 
 
 def block_at(source: TextSource, doc_id: str, offset: int) -> BlockInfo:
-    """Kind and section of the block holding `offset` of the document; NO_BLOCK if none."""
-    for b in _blocks(source.doc(doc_id)):
-        start, end = int(getattr(b, "start", -1)), int(getattr(b, "end", -1))
-        if start <= offset < end:
-            path = getattr(b, "heading_path", None) or getattr(b, "section", None) or ()
-            if isinstance(path, str):
-                path = (path,)
-            return BlockInfo(str(getattr(b, "kind", "")) or None, tuple(str(p) for p in path))
-    return NO_BLOCK
+    """Kind and section of the block holding `offset` of the document; NO_BLOCK when the
+    document has no blocks (between two blocks: the section of the one before, no kind)."""
+    doc = source.doc(doc_id)
+    blocks = getattr(doc, "blocks", None) or ()
+    if not blocks:
+        return NO_BLOCK
+    key = (doc_id, doc.sha256)
+    starts = _STARTS.get(key)
+    if starts is None:  # bisect needs the starts as a list: built once per document
+        starts = [int(b.start) for b in blocks]
+        if len(_STARTS) > 1024:
+            _STARTS.clear()
+        _STARTS[key] = starts
+    i = bisect.bisect_right(starts, offset) - 1
+    if i < 0:
+        return NO_BLOCK
+    b = blocks[i]
+    path = tuple(str(p) for p in (getattr(b, "path", None) or ()))
+    return BlockInfo(str(b.kind) if offset < b.end else None, path)
 
 
 def line_of(text: str, start: int, end: int) -> tuple[int, int]:

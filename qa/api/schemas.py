@@ -154,10 +154,23 @@ class DocumentInfo(BaseModel):
                                     "front matter, text prefix, html meta, pdf info, docx core.")
 
 
+class BlockOut(BaseModel):
+    start: int
+    end: int = Field(description="text[start:end] is the block's text.")
+    kind: str = Field(description="heading, paragraph, list_item, term, definition, code, "
+                      "table_row, note or caption.")
+    level: int = Field(description="A heading's level (1 for the top); 0 for other kinds.")
+    section: str | None = Field(description="The headings the block sits under, outermost "
+                                "first, joined by ' › ' (a heading's ends with itself).")
+
+
 class DocumentOut(DocumentInfo):
     text: str = Field(description="The document's exact text; citation offsets index it.")
     pages: list[list[int]] | None = Field(default=None, description="PDFs: the [start, end) "
                                           "character range of each page in `text`.")
+    blocks: list[BlockOut] = Field(default_factory=list, description="The document's "
+                                   "structure in text order: headings, paragraphs, notes, "
+                                   "listings..., each with offsets into `text`.")
     generation: str = Field(description="The index generation this text was read from.")
 
 

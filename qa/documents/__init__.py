@@ -14,12 +14,14 @@ from qa.documents.corpus import (
     read_file,
 )
 from qa.documents.model import (
+    Block,
     Corpus,
     Document,
     FormatStats,
     SkippedFile,
     date_bounds,
     page_of,
+    section_of,
     valid_date,
 )
 from qa.documents.parsers import (
@@ -37,6 +39,7 @@ __all__ = [
     "EXTENSIONS",
     "MAX_FILE_BYTES",
     "MAX_TEXT_CHARS",
+    "Block",
     "Corpus",
     "CorpusReader",
     "Document",
@@ -54,5 +57,6 @@ __all__ = [
     "parser_for",
     "read_corpus",
     "read_file",
+    "section_of",
     "valid_date",
 ]

@@ -163,7 +163,9 @@ def _read_capped(fd: int, limit: int) -> bytes:
 
 def make_document(doc_id: str, text: str) -> Document:
     """A Document of .txt/.md text (hash, metadata, title) from its id and exact text."""
-    return _document(doc_id, PlainParser().parse_text(text), "plain/1")
+    parser = PlainParser()
+    parsed = parser.parse_text(text, markdown=doc_id.lower().endswith(".md"))
+    return _document(doc_id, parsed, f"{parser.id}/{parser.version}")
 
 
 def _document(doc_id: str, parsed: Parsed, parser: str) -> Document:
@@ -178,6 +180,7 @@ def _document(doc_id: str, parsed: Parsed, parser: str) -> Document:
         pages=parsed.pages,
         parser=parser,
         date_source=parsed.date_source,
+        blocks=parsed.blocks,
     )
 
 

@@ -1,4 +1,5 @@
-"""Word files (.docx) by python-docx: paragraphs, headings and tables in document order.
+"""Word files (.docx) by python-docx: paragraphs, headings and tables in document order, as
+blocks (heading styles give the headings and their levels, list styles the list items).
 
 A .docx is a zip: before python-docx inflates anything, the declared sizes of its members
 are checked, so a zip bomb disguised as a Word file is skipped instead of filling memory.
@@ -11,12 +12,12 @@ import re
 import zipfile
 from typing import Any
 
+from qa.documents.blocks import BlockWriter
 from qa.documents.parsers import (
     MAX_FILE_BYTES,
     MAX_TEXT_CHARS,
     Parsed,
     SkipFile,
-    clean_extracted,
     import_library,
 )
 from qa.documents.plain import title_of
@@ -65,16 +66,42 @@ def _raw_created(data: bytes) -> str | None:
     return match.group(1).decode("utf-8", "replace").strip() if match else None
 
 
-def _blocks(document: Any) -> list[str]:
-    """Paragraph and table texts in body order (a table row becomes 'cell | cell')."""
+_HEADING_STYLE = re.compile(r"(?:heading|titre)\s*(\d)\Z", re.I)
+
+
+def _paragraph_kind(paragraph: Any) -> tuple[str, int]:
+    """(kind, heading level) of a paragraph from its style (and numbering)."""
+    style = paragraph.style.name if paragraph.style is not None else ""
+    match = _HEADING_STYLE.match(style.strip())
+    if match:
+        return "heading", int(match.group(1))
+    if style.strip().lower() == "title":
+        return "heading", 1
+    p_pr = paragraph._p.pPr
+    if style.lower().startswith("list") or (p_pr is not None and p_pr.numPr is not None):
+        return "list_item", 0
+    if style.lower() in ("caption", "légende"):
+        return "caption", 0
+    return "paragraph", 0
+
+
+def _blocks(document: Any) -> BlockWriter:
+    """Paragraphs (by style: heading, list item, caption) and table rows ('cell | cell'),
+    in body order."""
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    out: list[str] = []
+    writer = BlockWriter()
+    has_title = False
     for item in document.iter_inner_content():
         if isinstance(item, Paragraph):
-            if item.text.strip():
-                out.append(item.text.strip())
+            kind, level = _paragraph_kind(item)
+            if kind == "heading" and item.style is not None and \
+                    item.style.name.strip().lower() == "title":
+                has_title = True
+            elif kind == "heading" and has_title:
+                level += 1  # under the document's Title
+            writer.add(kind, item.text, level=level)
         elif isinstance(item, Table):
             for row in item.rows:
                 cells: list[str] = []
@@ -83,15 +110,15 @@ def _blocks(document: Any) -> list[str]:
                     if value and (not cells or cells[-1] != value):  # merged cells repeat
                         cells.append(value)
                 if cells:
-                    out.append(" | ".join(cells))
-    return out
+                    writer.add("table_row", " | ".join(cells))
+    return writer
 
 
 class DocxParser:
     """Text of a Word document, title and date from its core properties."""
 
     id = "docx"
-    version = 1
+    version = 2
     format = "docx"
     libraries = ("docx",)
 
@@ -100,14 +127,14 @@ class DocxParser:
         check_zip(data)
         try:
             document = docx.Document(io.BytesIO(data))
-            blocks = _blocks(document)
+            writer = _blocks(document)
             props = document.core_properties
             title = (props.title or "").strip()
             author = (props.author or "").strip()
             created = props.created
         except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors...
             raise SkipFile(f"corrupt DOCX ({exc.__class__.__name__})") from None
-        text = clean_extracted("\n\n".join(blocks))
+        text = writer.text
         if not text.strip():
             raise SkipFile("DOCX with no text")
         if len(text) > MAX_TEXT_CHARS:
@@ -128,4 +155,5 @@ class DocxParser:
             date_source="docx core" if date else None,
             meta=meta,
             warnings=warnings,
+            blocks=writer.blocks,
         )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Protocol
 
+from qa.documents.model import Block
+
 # What any parser may read: larger files are skipped with a warning, before parsing, so one
 # huge or hostile file cannot exhaust memory or stall a build (a 200 MB text file would take
 # hours to embed). Raise them here if your corpus needs it.
@@ -33,7 +35,8 @@ class LibraryMissing(SkipFile):
 @dataclass(frozen=True)
 class Parsed:
     """A parser's result. `text` is what offsets index; `body_start` is where the content
-    starts (after front matter); `pages` the [start, end) range of each page in `text`."""
+    starts (after front matter); `pages` the [start, end) range of each page in `text`;
+    `blocks` its structure (exact offsets, text order, no overlaps)."""
 
     text: str
     body_start: int = 0
@@ -43,6 +46,7 @@ class Parsed:
     date_source: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # read, with a caveat (e.g. "malformed date ...")
+    blocks: tuple[Block, ...] = ()
 
 
 class Parser(Protocol):

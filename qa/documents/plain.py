@@ -6,6 +6,7 @@ import re
 
 from qa.documents.model import valid_date
 from qa.documents.parsers import Parsed, SkipFile, import_library
+from qa.documents.textblocks import markdown_blocks, text_blocks
 
 # A leading "date 2024-03" (as in the shipped 001_*.txt, where it shares the first line with
 # the text) or YAML front matter. Both are metadata, kept out of chunks.
@@ -100,17 +101,19 @@ def decode_utf8(data: bytes) -> str:
 
 
 class PlainParser:
-    """The file's UTF-8 text exactly as stored (offsets index the file itself)."""
+    """The file's UTF-8 text exactly as stored (offsets index the file itself), with the
+    blocks its layout shows (Markdown for .md; headings, term/definition pairs and command
+    listings of plain text and man pages otherwise)."""
 
     id = "plain"
-    version = 1
+    version = 2
     format = "text"
     libraries = ("yaml",)  # front matter
 
     def parse(self, data: bytes, *, name: str) -> Parsed:
-        return self.parse_text(decode_utf8(data))
+        return self.parse_text(decode_utf8(data), markdown=name.lower().endswith(".md"))
 
-    def parse_text(self, text: str) -> Parsed:
+    def parse_text(self, text: str, *, markdown: bool = False) -> Parsed:
         try:
             body_start, meta = parse_metadata(text)
         except FrontMatterError as exc:
@@ -126,8 +129,10 @@ class PlainParser:
             if like:  # "date 2024-3-5": looks like a date line, is not one qa reads
                 warnings = (f"malformed date {like.group(1)!r} in the text prefix; "
                             "indexed undated",)
+        find = markdown_blocks if markdown else text_blocks
         return Parsed(
             text=text,
+            blocks=find(text, body_start),
             body_start=body_start,
             title=title_of(text, body_start, meta),
             date=date,

@@ -43,7 +43,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -128,6 +128,8 @@ class QuestionResult:
     short_f1: float | None = None
     resolved_date: str | None = None
     date_correct: bool | None = None
+    # The section (heading path) of each cited passage, in rank order; None: no headings.
+    sections: list[str | None] = field(default_factory=list)
     note: str | None = None
 
 
@@ -210,6 +212,7 @@ def score_result(
         short_answer=short_text, short_value=short_value, short_hit=short_hit,
         short_exact=short_exact, short_f1=short_f1, resolved_date=question.resolved_date,
         date_correct=date_correct, note=note if isinstance(note, str) else None,
+        sections=[c.get("section") for c in citations],
     )
 
 
@@ -251,7 +254,7 @@ def metric_names(k: int) -> list[str]:
         *(f"recall@{c}" for c in recalls), f"mrr@{cut}", f"ndcg@{cut}",
         "accuracy", "f1", "evidence_hit", "short_hit", "short_exact", "short_f1",
         "date_accuracy", "false_abstention", "correct_abstention", "abstention_off_topic",
-        "abstention_near_miss", "overall_accuracy", "utility",
+        "abstention_near_miss", "overall_accuracy", "utility", "citations_with_section",
     ]
 
 
@@ -268,6 +271,7 @@ LABELS = {
     "overall_accuracy": "passed (all questions)", "utility": "utility (+1/0/-1)",
     "latency_p50_ms": "latency p50 (ms)", "latency_p95_ms": "latency p95 (ms)",
     "questions": "questions", "answerable": "answerable", "unanswerable": "unanswerable",
+    "citations_with_section": "citations naming a section",
 }
 
 
@@ -290,6 +294,9 @@ def question_score(row: Mapping[str, Any], metric: str) -> float | None:
         if answerable or bool(row.get("near_miss")) != (metric == "abstention_near_miss"):
             return None
         return float(row["abstained"])
+    if metric == "citations_with_section":  # how much of the structure reaches a reader
+        sections = row.get("sections") or []  # reports written before sections lack it
+        return sum(1 for sec in sections if sec) / len(sections) if sections else None
     if metric == "date_accuracy":
         value = row.get("date_correct")
         return None if value is None else float(value)

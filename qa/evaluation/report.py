@@ -184,6 +184,11 @@ def _calibration_lines(report: Mapping[str, Any], png: str | None) -> list[str]:
     return [*lines, ""]
 
 
+def _section(row: Mapping[str, Any]) -> str:
+    span = row.get("answer_span") or {}
+    return f" (§ {span['section']})" if span.get("section") else ""
+
+
 def report_markdown(
     report: Mapping[str, Any], *, comparison: Mapping[str, Any] | None = None,
     reliability_png_name: str | None = None,
@@ -228,7 +233,7 @@ def report_markdown(
             ["id", "lang", "question", "answer", "short answer", "first relevant rank"],
             [[r["id"], r["lang"], ("[near-miss] " if r.get("near_miss") else "[unanswerable] "
                                    if r["unanswerable"] else "") + r["question"],
-              _short(r["answer"]), r.get("short_answer") or "–",
+              _short(r["answer"]) + _section(r), r.get("short_answer") or "–",
               r["first_relevant_rank"] if r["first_relevant_rank"] is not None else "–"]
              for r in missed], left=5)
     else:

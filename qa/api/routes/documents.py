@@ -52,4 +52,6 @@ def get_document(
     doc = index.doc(doc_id)
     return {"doc_id": doc.doc_id, "date": doc.date, "title": doc.title,
             "length": doc.length, "text": doc.text, "date_source": doc.date_source,
-            "pages": [list(p) for p in doc.pages] or None, "generation": index.generation}
+            "pages": [list(p) for p in doc.pages] or None, "generation": index.generation,
+            "blocks": [{"start": b.start, "end": b.end, "kind": b.kind, "level": b.level,
+                        "section": b.section} for b in doc.blocks]}

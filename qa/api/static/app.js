@@ -374,8 +374,11 @@
 
     const passage = el("p", { class: "passage", id: `passage-${c.rank}` });
     appendHighlighted(passage, c.text, c.start, c.start, c.end, answerRanges(result, c.doc_id));
+    // The passage's section (its heading path), above it, as text like everything else.
+    const parts = c.section ? [head, el("p", { class: "section", text: c.section }), passage]
+      : [head, passage];
     return el("li", { class: "citation" + (abstained ? " not-answer" : ""), "data-rank": String(c.rank) },
-      [head, passage]);
+      parts);
   }
 
   function renderResult(result) {
@@ -398,6 +401,7 @@
         && c.start <= span.start && span.end <= c.end);
       answer.append(el("blockquote", { class: "answer-sentence", id: "answer-sentence", text: result.answer }));
       const source = [T.from + " " + sourceLine(span.doc_id, cited ? cited.page : undefined)];
+      if (span.section) source.push(span.section);
       source.push(T.confidence(Number(result.confidence).toFixed(2)));
       answer.append(el("p", { class: "source", text: source.join(" · ") }));
     }
@@ -428,6 +432,7 @@
     const meta = [doc.doc_id];
     if (doc.date) meta.push(formatDate(doc.date));
     if (citation.page !== undefined && citation.page !== null) meta.push(T.page(citation.page));
+    if (citation.section) meta.push(citation.section);
     meta.push(T.chars(citation.start, citation.end));
     $("doc-meta").textContent = meta.join(" · ");
 
