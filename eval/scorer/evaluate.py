@@ -1,7 +1,7 @@
 """Run `qa eval` on every set of eval/scorer/sets.json, and compare two such runs in a table.
 
     python eval/scorer/evaluate.py run OUT_DIR [--index-root DIR] [--part tuning|heldout|both]
-    python eval/scorer/evaluate.py table BEFORE_DIR AFTER_DIR > table.md
+    python eval/scorer/evaluate.py table BEFORE_DIR [...] AFTER_DIR > table.md
 
 `run` writes OUT_DIR/<set>.json (the `qa eval --out` report) and, with --markdown, the
 Markdown report and its reliability diagram. Every set runs with --missing-evidence: evidence
@@ -48,7 +48,8 @@ def run(out: Path, index_root: Path, part: str, markdown: bool) -> None:
                     print(f"{qfile}: failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
 
 
-def table(before: Path, after: Path) -> str:
+def table(*dirs: Path) -> str:
+    """One row per set, each cell the runs' values in order ('before → after')."""
     corpora = json.loads((HERE / "sets.json").read_text(encoding="utf-8"))["corpora"]
     lines = ["| set | part | questions | " + " | ".join(label for _, label in COLUMNS) + " |",
              "|---|---|---:|" + "---:|" * len(COLUMNS)]
@@ -61,12 +62,12 @@ def table(before: Path, after: Path) -> str:
             for qfile in entry[part]:
                 name = set_name(qfile)
                 runs = []
-                for d in (before, after):
+                for d in dirs:
                     f = d / f"{name}.json"
                     runs.append(json.loads(f.read_text(encoding="utf-8"))["summary"]["overall"]
                                 if f.exists() else {})
-                n = runs[1].get("questions") or runs[0].get("questions") or "?"
-                cells = [f"{fmt(runs[0].get(k))} → {fmt(runs[1].get(k))}" for k, _ in COLUMNS]
+                n = next((r["questions"] for r in reversed(runs) if r.get("questions")), "?")
+                cells = [" → ".join(fmt(r.get(k)) for r in runs) for k, _ in COLUMNS]
                 lines.append(f"| {name} | {part} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -80,13 +81,12 @@ def main() -> None:
     r.add_argument("--part", choices=["tuning", "heldout", "both"], default="both")
     r.add_argument("--markdown", action="store_true")
     t = sub.add_parser("table")
-    t.add_argument("before", type=Path)
-    t.add_argument("after", type=Path)
+    t.add_argument("runs", type=Path, nargs="+", help="run folders, oldest first")
     args = ap.parse_args()
     if args.command == "run":
         run(args.out, args.index_root, args.part, args.markdown)
     else:
-        print(table(args.before, args.after), end="")
+        print(table(*args.runs), end="")
 
 
 if __name__ == "__main__":
