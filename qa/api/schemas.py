@@ -84,8 +84,10 @@ _DESCRIPTIONS = {
     "answer_span": "Where the answer sentence lies: its document and character offsets.",
     "citations": "The passages that support the answer (or, when abstaining, the closest "
     "ones, which do not answer it); text is exactly the document's text[start:end].",
-    "confidence": "Score of the best sentence; below the threshold the service abstains.",
-    "short_answer": "The shortest span that answers (a date, a number, a name), when found.",
+    "confidence": "Estimated probability (0-1) that the answer is right; below the fitted "
+    "threshold the service abstains.",
+    "short_answer": "The shortest span that answers (a date, a number, a name, a command, an "
+    "option, a path...), when found.",
 }
 
 
