@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from qa.answering import short
-from qa.answering.kinds import TECHNICAL_KINDS, Asked
+from qa.answering.kinds import NEWS_KINDS, TECHNICAL_KINDS, Asked
 from qa.answering.question import Constraints, date_supported
 from qa.answering.source import TextSource, block_at, line_of
 from qa.retrieval import Passage, Query
@@ -61,6 +61,9 @@ FEATURES: tuple[str, ...] = (
     "tech_overlap",
     "tech_heading",
     "tech_passage_score",
+    # A date, count or name asked and missing from the sentence rules it out; a technical
+    # kind missing (no option in the line) much less: the two weigh apart.
+    "news_kind_absent",
     "grows_back",  # the answer takes in the sentence before (see `grown`)
     "grows_on",  # the answer takes in the sentence after
     # Reference text (hard-wrapped lines, listings, fragments) and running prose (a line per
@@ -298,6 +301,7 @@ def candidates(
     n_docs = max(source.n_documents, 2)
     sentence_kind = _SENTENCE_KIND.get(view.asked.kind)
     matched = [g for g in query.groups if g]
+    news = view.asked.kind in NEWS_KINDS
     out: list[Candidate] = []
     for pos, p in enumerate(passages):
         c = p.chunk
@@ -335,6 +339,7 @@ def candidates(
                 present = has_kind(sentence, sentence_kind)
                 x[INDEX["kind_present"]] = float(present)
                 x[INDEX["kind_absent"]] = float(not present)
+                x[INDEX["news_kind_absent"]] = float(not present and news)
             heading, boiler, option = _text_features(sentence)
             x[INDEX["heading"]] = float(heading)
             x[INDEX["passage_rank"]] = 1 / (1 + pos)
