@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,14 +44,17 @@ from qa.documents import (
     CorpusReader,
     Document,
     FormatStats,
+    ParseLimits,
     SkippedFile,
     corpus_paths,
     current_parser,
 )
+from qa.documents.corpus import file_digest
 from qa.embedding import Embedder, make_embedder
 from qa.errors import (
     CorpusError,
     IndexBusyError,
+    IndexDamagedError,
     IndexMismatchError,
     IndexNotFoundError,
     IndexWriteError,
@@ -108,26 +112,122 @@ class BuildReport:
 # ---------------------------------------------------------------------------- snapshots
 
 
-def _live_name(index_dir: Path) -> str | None:
+# CURRENT holds one name; a snapshot at 50k documents is about 30 MB. Anything larger is not
+# ours, and is refused before it is read.
+MAX_CURRENT_BYTES = 4096
+MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+class _Unreadable(Exception):
+    """A CURRENT or snapshot file that is not a small regular file (reason in the message)."""
+
+
+def _read_regular(path: Path, cap: int) -> bytes:
+    """The bytes of a regular file of at most `cap` bytes. O_NONBLOCK: opening a FIFO never
+    waits for a writer; it is then refused, as are links, folders and devices.
+    FileNotFoundError when it is missing."""
     try:
-        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Unreadable(f"{path.name} is a symbolic link") from None
+        raise _Unreadable(f"{path.name} is unreadable ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Unreadable(f"{path.name} is not a regular file")
+        if st.st_size > cap:
+            raise _Unreadable(f"{path.name} is larger than {cap:,} bytes")
+        chunks, left = [], cap + 1
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 20))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+        data = b"".join(chunks)
+        if len(data) > cap:
+            raise _Unreadable(f"{path.name} is larger than {cap:,} bytes")
+        return data
+    except OSError as exc:
+        raise _Unreadable(f"{path.name} is unreadable ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def _current(index_dir: Path) -> tuple[str | None, str | None]:
+    """(the snapshot CURRENT names, None), (None, None) when there is no CURRENT (no index),
+    or (None, what is wrong) when CURRENT exists but cannot be used."""
+    try:
+        raw = _read_regular(index_dir / CURRENT, MAX_CURRENT_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None
+    except _Unreadable as exc:
+        return None, str(exc)
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None, "CURRENT is not text"
+    if not (_SNAPSHOT.fullmatch(name) or _OLD_GENERATION.fullmatch(name)):
+        return None, f"CURRENT names {name[:80]!r}, which is not a snapshot name"
+    if not os.path.lexists(index_dir / name):
+        return None, f"CURRENT names {name}, which is missing"
+    return name, None
+
+
+def _live_name(index_dir: Path) -> str | None:
+    return _current(index_dir)[0]
+
+
+def newest_intact_snapshot(index_dir: Path, *, dim: int | None = None) -> str | None:
+    """The newest snapshot that reads, validates and whose segments are all present."""
+    try:
+        names = sorted((p.name for p in Path(index_dir).iterdir()
+                        if _SNAPSHOT.fullmatch(p.name)), reverse=True)
     except OSError:
         return None
-    return name if name and "/" not in name and (index_dir / name).exists() else None
+    for name in names:
+        try:
+            manifest = _read_snapshot(index_dir, name)
+            if manifest.get("format_version") != FORMAT_VERSION:
+                continue
+            if all((Path(index_dir) / e["name"] / "segment.json").is_file()
+                   for e in manifest["segments"]):
+                return name
+        except (QAError, OSError, KeyError, TypeError):
+            continue
+    return None
 
 
-def live_generation(index_dir: Path) -> str | None:
+def _damaged_current(index_dir: Path, problem: str) -> IndexMismatchError:
+    """The error for a CURRENT that cannot be used: what is wrong, and the repair."""
+    intact = newest_intact_snapshot(index_dir)
+    if intact is None:
+        repair = "no intact snapshot is left: run `qa index --rebuild`"
+    else:
+        repair = (f"the newest intact snapshot is {intact}: run `qa index --index {index_dir} "
+                  f"--restore {intact}` to serve it again (or `qa index --rebuild`)")
+    return IndexDamagedError(f"the index at {index_dir} is damaged ({problem}); {repair}")
+
+
+def live_generation(index_dir: Path, *, strict: bool = False) -> str | None:
     """The generation CURRENT names (what a fresh load_index would open), or None: how a
-    server notices a commit made by another process (POST /reload, QA_WATCH_INDEX)."""
-    name = _live_name(Path(index_dir))
+    server notices a commit made by another process (POST /reload, QA_WATCH_INDEX).
+    `strict`: a damaged CURRENT raises IndexDamagedError instead of giving None."""
+    name, problem = _current(Path(index_dir))
+    if problem is not None and strict:
+        raise _damaged_current(Path(index_dir), problem)
     return name.removesuffix(".json") if name is not None else None
 
 
 def index_exists(index_dir: Path) -> bool:
-    """True when index_dir holds a complete index (of any format)."""
-    return _live_name(Path(index_dir)) is not None
+    """True when index_dir holds an index (of any format), intact or damaged: a damaged one
+    is reported with its repair when opened, never silently rebuilt."""
+    name, problem = _current(Path(index_dir))
+    return name is not None or problem is not None
 
 
 def _read_snapshot(index_dir: Path, name: str) -> dict[str, Any]:
@@ -135,23 +235,66 @@ def _read_snapshot(index_dir: Path, name: str) -> dict[str, Any]:
     if path.is_dir():  # a format-1 generation folder
         path = path / "manifest.json"
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(_read_regular(path, MAX_SNAPSHOT_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise
-    except (OSError, ValueError) as exc:
-        raise IndexMismatchError(
-            f"{path} is unreadable ({exc.__class__.__name__}); run `qa index --rebuild`"
-        ) from exc
+    except (_Unreadable, ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested thousands deep; never let it escape a reader.
+        why = str(exc) if isinstance(exc, _Unreadable) else exc.__class__.__name__
+        raise IndexMismatchError(f"{path} is unreadable ({why}); run `qa index --rebuild`") \
+            from None
     if not isinstance(manifest, dict):
         raise IndexMismatchError(f"{path} is not an index snapshot; run `qa index --rebuild`")
+    if manifest.get("format_version") == FORMAT_VERSION:
+        problem = snapshot_problem(manifest)
+        if problem is not None:
+            raise IndexMismatchError(f"{path} is not a valid snapshot ({problem})")
     return manifest
 
 
+def snapshot_problem(manifest: dict[str, Any]) -> str | None:
+    """What makes a format-2 snapshot unusable (schema, types, segment names that would
+    leave the index folder), or None."""
+    segments = manifest.get("segments")
+    if not isinstance(segments, list):
+        return "'segments' is not a list"
+    names: set[str] = set()
+    for e in segments:
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+            return "a segment entry has no name"
+        if not _SEGMENT.fullmatch(e["name"]):  # never '../x' or '/abs': inside the folder
+            return f"segment name {e['name'][:80]!r} is not a segment of this folder"
+        deleted = e.get("deleted", [])
+        if not isinstance(deleted, list) or not all(
+                type(n) is int and n >= 0 for n in deleted):
+            return f"segment {e['name']} has invalid deletions"
+        names.add(e["name"])
+    documents = manifest.get("documents")
+    if not isinstance(documents, dict):
+        return "'documents' is not a mapping"
+    for doc_id, info in documents.items():
+        if not isinstance(info, dict) or info.get("seg") not in names or \
+                type(info.get("n")) is not int or info["n"] < 0 or \
+                not isinstance(info.get("sha256"), str) or \
+                type(info.get("length", 0)) is not int:
+            return f"document {str(doc_id)[:80]!r} has an invalid entry"
+    for key in ("embedder", "chunking", "counts"):
+        if not isinstance(manifest.get(key, {}), dict):
+            return f"{key!r} is not a mapping"
+    if not isinstance(manifest.get("skipped", []), list) or \
+            not isinstance(manifest.get("skip_records", {}), dict):
+        return "'skipped' is invalid"
+    return None
+
+
 def read_manifest(index_dir: Path) -> dict[str, Any]:
-    """The live snapshot's manifest, or IndexNotFoundError."""
+    """The live snapshot's manifest; IndexNotFoundError, or IndexDamagedError naming the
+    repair when CURRENT cannot be used."""
     index_dir = Path(index_dir)
-    name = _live_name(index_dir)
+    name, problem = _current(index_dir)
     if name is None:
+        if problem is not None:
+            raise _damaged_current(index_dir, problem)
         raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
     return _read_snapshot(index_dir, name)
 
@@ -510,18 +653,53 @@ def single_threaded_blas() -> None:
     faiss.omp_set_num_threads(1)
 
 
+def _units_problem(seg: Segment, lengths: np.ndarray) -> str | None:
+    """What is wrong with a segment's chunk and sentence offsets (a document number past
+    the segment, start > end, an end past the document's length), or None. `lengths` holds
+    each local document's length from the snapshot, -1 where unknown (deleted)."""
+    n_docs = len(seg.doc_ids)
+    for what, arr in (("chunk", seg.chunks), ("sentence", seg.sentences)):
+        units = np.asarray(arr)
+        if not len(units):
+            continue
+        docs, starts, ends = units[:, 0], units[:, 1], units[:, 2]
+        if docs.min() < 0 or docs.max() >= n_docs:
+            return f"a {what} of {seg.name} names a document it does not hold"
+        if (starts < 0).any() or (ends < starts).any():
+            return f"a {what} of {seg.name} has impossible offsets"
+        limit = lengths[docs]
+        if ((limit >= 0) & (ends > limit)).any():
+            return f"a {what} of {seg.name} ends past its document's text"
+    return None
+
+
 def _open_segments(index_dir: Path, manifest: dict[str, Any], dim: int) -> list[_Open]:
     opened: list[_Open] = []
+    by_seg: dict[str, list[tuple[str, int, int]]] = {}
+    for doc_id, info in manifest["documents"].items():
+        by_seg.setdefault(info["seg"], []).append((doc_id, info["n"], int(info.get("length", -1))))
     try:
         for entry in manifest["segments"]:
             seg = Segment(index_dir / entry["name"], dim=dim)
+            opened.append(_Open(seg, frozenset(), None))
+            lengths = np.full(len(seg.doc_ids), -1, dtype=np.int64)
+            for doc_id, n, length in by_seg.get(seg.name, []):
+                if n >= len(seg.doc_ids) or seg.doc_ids[n] != doc_id:
+                    raise IndexMismatchError(f"document {doc_id!r} is not where the snapshot "
+                                             f"says in {seg.name}")
+                lengths[n] = length
+            problem = _units_problem(seg, lengths)
+            if problem is not None:
+                raise IndexMismatchError(problem)
             deleted = frozenset(int(n) for n in entry.get("deleted", []))
+            if any(n >= len(seg.doc_ids) for n in deleted):
+                raise IndexMismatchError(f"{seg.name} deletes a document it does not hold")
             alive = None
             if deleted and len(seg.chunks):
                 dead = np.zeros(len(seg.doc_ids), dtype=bool)
                 dead[list(deleted)] = True
                 alive = ~dead[np.asarray(seg.chunks[:, 0])]
-            opened.append(_Open(seg, deleted, alive))
+            opened[-1] = _Open(seg, deleted, alive)
     except BaseException as exc:
         for o in opened:
             o.segment.close()
@@ -538,18 +716,26 @@ def _damaged(index_dir: Path, exc: BaseException) -> IndexMismatchError:
 
 
 def load_index(index_dir: Path, *, embedder: Embedder, name: str | None = None) -> Index:
-    """Open the live snapshot (or the named one), refusing another format or embedder.
+    """Open the live snapshot (or the named one), refusing another format or embedder, and
+    a snapshot that does not validate (schema, segment names, offsets within bounds).
 
     Side effect: BLAS is limited to one thread in this process (see single_threaded_blas).
     """
     single_threaded_blas()
     index_dir = Path(index_dir)
     for attempt in range(3):
-        live = name or _live_name(index_dir)
+        live, problem = (name, None) if name else _current(index_dir)
         if live is None:
+            if problem is not None:
+                raise _damaged_current(index_dir, problem)
             raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
         try:
-            manifest = _read_snapshot(index_dir, live)
+            try:
+                manifest = _read_snapshot(index_dir, live)
+            except IndexMismatchError as exc:
+                if name is not None:
+                    raise
+                raise _damaged_current(index_dir, f"{live} is invalid: {exc}") from None
             check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim,
                            where=index_dir)
             segments = _open_segments(index_dir, manifest, embedder.dim)
@@ -558,7 +744,8 @@ def load_index(index_dir: Path, *, embedder: Embedder, name: str | None = None) 
             # A writer pruned this snapshot while we opened it: read CURRENT again.
             if name is not None or attempt == 2:
                 raise _damaged(index_dir, exc) from exc
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                RecursionError) as exc:
             raise _damaged(index_dir, exc) from exc
     raise AssertionError("unreachable")
 
@@ -723,6 +910,20 @@ def _doc_entry(
     return row
 
 
+def _still_skipped(record: dict[str, Any], st: tuple[int, int] | None, path: Path,
+                   root: Path) -> bool:
+    """Whether a file skipped by an earlier build is unchanged: same parser, and same size
+    and mtime, or the same size and bytes (only touched)."""
+    if st is None or not isinstance(record, dict) or record.get("parser") != current_parser(path):
+        return False
+    if record.get("size") != st[0]:
+        return False
+    if record.get("mtime_ns") == st[1]:
+        return True
+    digest = record.get("sha256")
+    return isinstance(digest, str) and file_digest(path, root) == digest
+
+
 def _file_stat(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -744,6 +945,8 @@ def build_index(
     workers: int | None = None,
     wait: float | None = None,
     embed_remote: RemoteEmbed | None = None,
+    parse_limits: ParseLimits | None = None,
+    retry_skipped: bool = False,
 ) -> BuildReport:
     """Index corpus_dir into index_dir, embedding only new or changed documents.
 
@@ -754,6 +957,8 @@ def build_index(
     holds the index longer than `wait` seconds. `embed_remote`, when given, embeds the
     batches of passage texts in place of this process (same batches, same vectors, in order:
     qa/distributed.py runs them on a Ray cluster); segments and the commit stay here.
+    Files are parsed in worker processes under `parse_limits` (qa.documents.cage); a file
+    skipped by an earlier build is not parsed again until it changes, unless `retry_skipped`.
     """
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
@@ -773,7 +978,8 @@ def build_index(
             corpus_dir, index_dir, embedder=embedder, size=chunk_size, overlap=chunk_overlap,
             progress=progress, rebuild=rebuild, optimize=optimize,
             workers=default_workers() if workers is None else workers, started=started,
-            embed_remote=embed_remote,
+            embed_remote=embed_remote, parse_limits=parse_limits,
+            retry_skipped=retry_skipped or rebuild,
         )
 
 
@@ -781,7 +987,9 @@ def _live_for_update(
     index_dir: Path, embedder: Embedder, chunking: dict[str, Any], rebuild: bool
 ) -> tuple[str | None, dict[str, Any] | None, dict[str, str]]:
     """(live snapshot name, its manifest when its segments can be reused, old hashes)."""
-    name = _live_name(index_dir)
+    name, problem = _current(index_dir)
+    if problem is not None and not rebuild:
+        raise _damaged_current(index_dir, problem)
     if name is None:
         return None, None, {}
     try:
@@ -802,12 +1010,17 @@ def _live_for_update(
 def _build_locked(
     corpus_dir: Path, index_dir: Path, *, embedder: Embedder, size: int, overlap: int,
     progress: Progress | None, rebuild: bool, optimize: bool, workers: int, started: float,
-    embed_remote: RemoteEmbed | None = None,
+    embed_remote: RemoteEmbed | None = None, parse_limits: ParseLimits | None = None,
+    retry_skipped: bool = False,
 ) -> BuildReport:
     read_at_ns = time.time_ns()  # files modified after this are newer than the index
     chunking = {"size": size, "overlap": overlap, "splitter": SPLITTER_VERSION,
                 "chunk_vectors": CHUNK_VECTORS}
     live_name, live, old_hashes = _live_for_update(index_dir, embedder, chunking, rebuild)
+    old_skips: dict[str, Any] = {}
+    if live_name is not None and not retry_skipped:
+        with contextlib.suppress(QAError, OSError):
+            old_skips = dict(_read_snapshot(index_dir, live_name).get("skip_records") or {})
     old_docs: dict[str, Any] = dict(live["documents"]) if live else {}
     seg_entries: list[dict[str, Any]] = (
         [{"name": e["name"], "deleted": sorted(int(n) for n in e.get("deleted", []))}
@@ -829,7 +1042,7 @@ def _build_locked(
             chunking=chunking, progress=progress, optimize=optimize, workers=workers,
             started=started, read_at_ns=read_at_ns, live_name=live_name, old_docs=old_docs,
             old_hashes=old_hashes, seg_entries=seg_entries, old_segments=old_segments,
-            embed_remote=embed_remote,
+            embed_remote=embed_remote, parse_limits=parse_limits, old_skips=old_skips,
         )
     finally:
         for s in old_segments:
@@ -842,12 +1055,14 @@ def _build_with(
     started: float, read_at_ns: int, live_name: str | None, old_docs: dict[str, Any],
     old_hashes: dict[str, str], seg_entries: list[dict[str, Any]],
     old_segments: list[Segment], embed_remote: RemoteEmbed | None = None,
+    parse_limits: ParseLimits | None = None, old_skips: dict[str, Any] | None = None,
 ) -> BuildReport:
-    reader = CorpusReader(corpus_dir)
+    reader = CorpusReader(corpus_dir, limits=parse_limits)
     listing = reader.listing
     stats = {doc_id: _file_stat(path) for doc_id, path in listing}
     documents: dict[str, dict[str, Any]] = {}
     to_read: list[tuple[str, Path]] = []
+    skip_records: dict[str, dict[str, Any]] = {}
     for doc_id, path in listing:
         old = old_docs.get(doc_id)
         st = stats[doc_id]
@@ -855,6 +1070,12 @@ def _build_with(
                 and old.get("parser") == current_parser(path)):
             documents[doc_id] = old  # same size, mtime and parser: not even read
             reader.keep(path)
+            continue
+        record = (old_skips or {}).get(doc_id)
+        if record is not None and _still_skipped(record, st, path, reader.root):
+            # Skipped by an earlier build and unchanged: a hostile file costs one parse.
+            reader.remember_skip(doc_id, path, str(record.get("reason", "")))
+            skip_records[doc_id] = {**record, "mtime_ns": st[1] if st else 0}
         else:
             to_read.append((doc_id, path))
     listed = {d for d, _ in listing}
@@ -946,9 +1167,17 @@ def _build_with(
             if pending_chars >= BATCH_CHARS:
                 flush()
         flush()
+        paths = dict(to_read)
         for doc_id, _ in to_read:  # listed, but the reader skipped it: gone from the index
             if doc_id not in reading:
                 tombstone(doc_id)
+        for doc_id, reason in reader.failed.items():
+            st = stats.get(doc_id)
+            if st is not None and doc_id in paths:
+                skip_records[doc_id] = {
+                    "size": st[0], "mtime_ns": st[1], "reason": reason,
+                    "sha256": file_digest(paths[doc_id], reader.root),
+                    "parser": current_parser(paths[doc_id])}
         skipped = reader.skipped
         removed = sum(1 for d in old_hashes if d not in listed or d not in documents)
         if not documents:
@@ -978,6 +1207,9 @@ def _build_with(
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "built_at_ns": read_at_ns,
             "skipped": [s.path for s in skipped],
+            # Files a parser refused: size, mtime, hash and reason, so that an unchanged one
+            # is not parsed again (qa index --retry-skipped does).
+            "skip_records": skip_records,
             "counts": {"documents": len(ordered), **counts, "segments": len(entries)},
             "segments": entries,
             "documents": ordered,

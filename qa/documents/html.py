@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 
 from qa.documents.model import valid_date
-from qa.documents.parsers import Parsed, SkipFile, clean_extracted, missing_dependency
+from qa.documents.parsers import (
+    Parsed,
+    SkipFile,
+    clean_extracted,
+    looks_binary,
+    missing_dependency,
+)
 from qa.documents.plain import title_of
 
 MIN_ARTICLE_WORDS = 5
@@ -20,6 +26,7 @@ _DATE_META = re.compile(
     rb"""<meta\s[^>]*(?:property|name|itemprop)\s*=\s*["']?(?:article:published_time|"""
     rb"""date|pubdate|publishdate|datePublished|dc\.date)["']?[^>]*?content\s*=\s*"""
     rb"""["']([^"'>]{1,100})["']""", re.I)
+_DAY = re.compile(r"\A\d{4}-\d{2}-\d{2}")
 # lxml builds a tree several times the page's size; trafilatura itself gives up (silently)
 # past 20 MB. A saved news page is well under 5 MB.
 MAX_HTML_BYTES = 20_000_000
@@ -42,7 +49,7 @@ class HtmlParser:
         if len(data) > MAX_HTML_BYTES:
             raise SkipFile(f"HTML larger than the {MAX_HTML_BYTES // 1_000_000} MB limit "
                            "for web pages")
-        if b"\x00" in data[:4096]:
+        if b"\x00" in data[:4096] or looks_binary(data):
             raise SkipFile("binary file, not HTML")
         try:
             result = trafilatura.bare_extraction(
@@ -68,13 +75,17 @@ class HtmlParser:
         author = (getattr(result, "author", None) or "").strip()
         date = valid_date(raw_date[:10]) if raw_date else None
         warnings: tuple[str, ...] = ()
-        if raw_date and date is None:
+        declared = _DATE_META.search(data[:200_000])
+        value = declared.group(1).decode("utf-8", "replace").strip() if declared else ""
+        if date is not None and _DAY.match(value) and valid_date(value[:10]) is None:
+            # trafilatura turns an impossible day ("2024-02-30") into another date: a wrong
+            # date silently moves the document in date filters, so none is kept.
+            date = None
+            warnings = (f"malformed date {value[:40]!r} in the html meta; indexed undated",)
+        elif raw_date and date is None:
             warnings = (f"malformed date {raw_date[:40]!r} in the html meta; indexed undated",)
-        elif not raw_date:
-            declared = _DATE_META.search(data[:200_000])
-            if declared:
-                value = declared.group(1).decode("utf-8", "replace").strip()
-                warnings = (f"malformed date {value[:40]!r} in the html meta; indexed undated",)
+        elif not raw_date and declared:
+            warnings = (f"malformed date {value[:40]!r} in the html meta; indexed undated",)
         meta = {k: v[:1000] for k, v in (("title", title), ("author", author),
                                           ("date", raw_date)) if v}
         return Parsed(
