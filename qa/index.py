@@ -1489,14 +1489,23 @@ def _mtime(path: Path) -> float:
 
 
 def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
-    """Full check (`qa index --check`): every document's text against its sha256 and every
-    segment's files against its counts. Returns the problems found (empty: healthy)."""
+    """Full check (`qa index --check`): every document's text against its sha256, every
+    segment's files against its counts, chunk and sentence offsets within their documents,
+    and the vocabularies (words and lexical terms). Returns the problems (empty: healthy)."""
     problems: list[str] = []
     try:
-        index = load_index(index_dir, embedder=embedder)
+        index = load_index(index_dir, embedder=embedder)  # validates offsets against lengths
     except QAError as exc:
         return [str(exc)]
     try:
+        from qa.store.lexical import SegmentLexical
+
+        for seg in index.segments:
+            problem = seg.vocabulary_problem()
+            if problem is None and isinstance(seg.lexical, SegmentLexical):
+                problem = seg.lexical.problem()
+            if problem is not None:
+                problems.append(f"segment {seg.name}: {problem}")
         for doc_id in index.doc_ids():
             try:
                 doc = index.doc(doc_id)
@@ -1508,6 +1517,25 @@ def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
     finally:
         index.close()
     return problems
+
+
+def restore_snapshot(index_dir: Path, name: str, *, embedder: Embedder,
+                     wait: float | None = None) -> str:
+    """Point CURRENT at an existing snapshot (`qa index --restore`), after opening it
+    fully (validated, segments present, offsets in bounds); returns its generation."""
+    index_dir = Path(index_dir)
+    name = name if name.endswith(".json") else f"{name}.json"
+    if not _SNAPSHOT.fullmatch(name):
+        raise QAError(f"{name!r} is not a snapshot name (snap-NNNNNN)")
+    with writer_lock(index_dir, wait=wait):
+        if not (index_dir / name).is_file():
+            raise IndexNotFoundError(f"no snapshot {name} in {index_dir}")
+        load_index(index_dir, embedder=embedder, name=name).close()
+        try:
+            _write_atomic(index_dir / CURRENT, name + "\n")
+        except OSError as exc:
+            raise _write_error(index_dir, exc) from exc
+    return name.removesuffix(".json")
 
 
 def ann_recall(
