@@ -359,6 +359,10 @@ def eval_cmd(
     from qa import evaluation as ev
 
     questions = ev.read_questions(questions_file)  # a bad file fails before any loading
+    index_folder = (_settings(index=index_dir)).index
+    for target in (out, markdown):  # never over a live snapshot or CURRENT
+        if target is not None:
+            ev.check_output_path(target, index_folder)
     old = ev.load_report(compare_to) if compare_to else None
     if old is not None:  # before any work: a comparison that cannot be made fails now
         for warning in ev.check_comparable(old, k=k, questions_file=str(questions_file)):

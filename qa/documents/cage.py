@@ -17,8 +17,10 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -90,12 +92,33 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
             return  # a MemoryError may leave the heap fragmented: start afresh
 
 
+_START_LOCK = threading.Lock()
+
+
+def _start_without_main(process: Any) -> None:
+    """Start a spawn/forkserver process without re-importing this program's __main__.
+
+    multiprocessing re-runs the parent's main script in the child (as __mp_main__) unless
+    it has no file: a script without an `if __name__ == "__main__"` guard would run again,
+    and one read from stdin cannot start a worker at all. A worker needs only qa, so the
+    child is told there is no main module to prepare.
+    """
+    main = sys.modules["__main__"]
+    stand_in = types.ModuleType("__main__")
+    with _START_LOCK:
+        sys.modules["__main__"] = stand_in
+        try:
+            process.start()
+        finally:
+            sys.modules["__main__"] = main
+
+
 class _Worker:
     def __init__(self, ctx: Any, memory_mb: int) -> None:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, memory_mb),
                                    name="qa-parse", daemon=True)
-        self.process.start()
+        _start_without_main(self.process)
         child.close()
         self.task: tuple[int, str, float] | None = None  # (position, doc_id, started)
 
