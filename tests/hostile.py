@@ -53,7 +53,7 @@ def merged_rows_docx(path: Path, *, rows: int = 200, cols: int = 30) -> Path:
 
 def wide_span_docx(path: Path, *, span: int = 100_000) -> Path:
     """One row whose cell spans `span` grid columns: row.cells never ends."""
-    wide = _cell("large", '<w:gridSpan w:val="%d"/>' % span)
+    wide = _cell("large", f'<w:gridSpan w:val="{span}"/>')
     table = (f'<w:tbl><w:tblGrid><w:gridCol w:w="300"/></w:tblGrid><w:tr>{wide}'
              f'{_cell("voisine")}</w:tr></w:tbl>')
     para = "<w:p><w:r><w:t>Une cellule très large suit ce paragraphe.</w:t></w:r></w:p>"

@@ -97,7 +97,7 @@ class ServiceClient:
                     raise QAError(f"{where} answered with {encoding!r} encoding, which qa "
                                   "eval does not inflate (it asks for identity)")
                 body = bytearray()
-                for piece in response.iter_bytes(65_536):
+                for piece in response.iter_bytes():  # as it arrives: no 64 KB buffering
                     body += piece
                     if len(body) > self.max_bytes:
                         raise QAError(f"{where} sent more than {self.max_bytes:,} bytes; "
