@@ -158,7 +158,7 @@ def _print_report(report: Any) -> None:
                    "CURRENT is damaged.")
 @click.option("--parse-cpu-seconds", type=click.FloatRange(0, 86_400, min_open=True),
               default=None, help="CPU seconds a file may take to parse [env "
-              "QA_PARSE_CPU_SECONDS, default 60].")
+              "QA_PARSE_CPU_SECONDS, default 20].")
 @click.option("--parse-memory-mb", type=click.IntRange(256, 1_048_576), default=None,
               help="Address space of a parsing process, MB [env QA_PARSE_MEMORY_MB, "
                    "default 2048].")

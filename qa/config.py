@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qa.documents.cage import DEFAULT_CPU_SECONDS, DEFAULT_MEMORY_MB, DEFAULT_WORKERS
+
 if TYPE_CHECKING:
     from qa.documents import ParseLimits
 
@@ -41,9 +43,9 @@ class Settings(BaseSettings):
     # The parsing cage (README, Guarantees): each file is parsed in one of parse_workers
     # processes (0: in this process, unbounded) with parse_cpu_seconds of CPU time and
     # parse_memory_mb of address space; a file past either is skipped.
-    parse_cpu_seconds: float = Field(default=60.0, gt=0, le=86_400)
-    parse_memory_mb: int = Field(default=2048, ge=256, le=1_048_576)
-    parse_workers: int = Field(default=2, ge=0, le=64)
+    parse_cpu_seconds: float = Field(default=DEFAULT_CPU_SECONDS, gt=0, le=86_400)
+    parse_memory_mb: int = Field(default=DEFAULT_MEMORY_MB, ge=256, le=1_048_576)
+    parse_workers: int = Field(default=DEFAULT_WORKERS, ge=0, le=64)
 
     def parse_limits(self) -> ParseLimits:
         from qa.documents import ParseLimits

@@ -29,11 +29,14 @@ from typing import Any
 
 from qa.documents.model import Document
 
-# A 64 MB PDF (about 2,500 pages) parses in well under a minute; lxml's tree of a 20 MB page
-# or a 32 MB DOCX XML stays under 1.5 GB. Two workers at 2 GB fit a 24 GB machine with the
-# embedder and the server beside them.
-DEFAULT_CPU_SECONDS = 60.0
+# The largest text a file may give (5M characters) takes pdfium about 4 s (the Debian
+# Reference PDF: 580k characters in 0.4 s); trafilatura reads a 5 MB news page in about 1 s.
+# 20 s is five times that, and stops trafilatura on 100k short paragraphs (23 s, quadratic).
+# lxml's tree of a 20 MB page or a 32 MB DOCX XML stays under 1.5 GB; a PDF deflate bomb
+# reached 2.1 GB. Two workers at 2 GB fit a 24 GB machine beside the embedder and server.
+DEFAULT_CPU_SECONDS = 20.0
 DEFAULT_MEMORY_MB = 2048
+DEFAULT_WORKERS = 2  # one per core of the machine this is sized for
 # A worker that waits (I/O, a lock) uses no CPU: the wall deadline catches it; generous, as
 # the two cores are shared with the embedding and other processes.
 WALL_FACTOR = 3.0
@@ -46,7 +49,7 @@ class ParseLimits:
 
     cpu_seconds: float = DEFAULT_CPU_SECONDS
     memory_mb: int = DEFAULT_MEMORY_MB
-    workers: int = 2
+    workers: int = DEFAULT_WORKERS
 
     @property
     def wall_seconds(self) -> float:
