@@ -30,10 +30,10 @@ from hostile import write_hostile  # noqa: E402
 from makefiles import make_docx, make_html, make_pdf  # noqa: E402
 
 QUESTIONS = {
-    "Quand Lavrov s'est-il rendu en Corée du Nord ?": "001_",  # the shipped corpus
+    "Quand Lavrov s'est-il rendu en Corée du Nord ?": "000_",  # the shipped corpus
     "Which bridge did the city of Ostrava close for repairs?": "ostrava.pdf",
     "Combien de vélos la mairie de Nantes a-t-elle commandés ?": "velos.docx",
-    "Où le festival de jazz de Vienne se tient-il ?": "jazz.html",
+    "Combien de concerts le festival Jazz à Vienne programme-t-il cette année ?": "jazz.html",
 }
 
 
