@@ -7,7 +7,9 @@ Corpora: the shipped sample (corpus/), the real ones under ~/.cache/qa/corpora w
 (Debian Reference HTML and PDF: `python eval/fetch_corpora.py`), and ~2,000 small text files
 copied from /usr/share/doc (copyright files, READMEs) and the man pages. Each is read by
 `read_corpus` with workers=0 (in process, no limits), 1 and 2 (caged); the first caged run of
-each corpus also pays the workers' start, reported apart as `cold`.
+each corpus also pays the workers' start, reported apart as `cold`. Then whole builds
+(`build_index --rebuild`): the shipped corpus with the default model, the small texts with the
+`hash` embedder (so that parsing, not embedding, dominates).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from qa.documents import ParseLimits, read_corpus  # noqa: E402
 from qa.documents.cage import close_pools  # noqa: E402
+from qa.embedding import make_embedder  # noqa: E402
+from qa.index import build_index  # noqa: E402
 
 CORPORA = Path.home() / ".cache" / "qa" / "corpora"
 
@@ -60,6 +64,31 @@ def timed(corpus: Path, workers: int) -> tuple[float, int, int]:
     return time.perf_counter() - started, len(result.documents), len(result.skipped)
 
 
+def build_timed(corpus: Path, index: Path, embedder: object, workers: int) -> float:
+    """A full `build_index --rebuild` (read, chunk, embed, write), seconds."""
+    started = time.perf_counter()
+    build_index(corpus, index, embedder=embedder, rebuild=True,  # type: ignore[arg-type]
+                parse_limits=ParseLimits(workers=workers))
+    return time.perf_counter() - started
+
+
+def builds(corpora: dict[str, tuple[Path, str]], tmp: Path, repeat: int) -> list[dict[str, object]]:
+    rows = []
+    for label, (corpus, spec) in corpora.items():
+        embedder = make_embedder(spec)
+        build_timed(corpus, tmp / "warm", embedder, 2)  # model loaded, workers started
+        row: dict[str, object] = {"build": label, "embedder": spec}
+        for workers in (0, 2):
+            runs = [build_timed(corpus, tmp / f"ix{workers}", embedder, workers)
+                    for _ in range(repeat)]
+            row[f"median_w{workers}"] = round(statistics.median(runs), 3)
+        row["ratio_w2"] = round(float(row["median_w2"])  # type: ignore[arg-type]
+                                / float(row["median_w0"]), 2)  # type: ignore[arg-type]
+        rows.append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -91,6 +120,8 @@ def main() -> None:
                                                  / max(base, 1e-9), 2)
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False), flush=True)
+        rows += builds({"shipped (5 txt)": (ROOT / "corpus", "use-m3"),
+                        "small texts": (corpora["small texts"], "hash")}, tmp, args.repeat)
     finally:
         close_pools()
         shutil.rmtree(tmp, ignore_errors=True)

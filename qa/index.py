@@ -205,11 +205,13 @@ def newest_intact_snapshot(index_dir: Path, *, dim: int | None = None) -> str | 
 def _damaged_current(index_dir: Path, problem: str) -> IndexMismatchError:
     """The error for a CURRENT that cannot be used: what is wrong, and the repair."""
     intact = newest_intact_snapshot(index_dir)
+    rebuild = f"`qa index --rebuild --index {index_dir} --corpus <folder>`"
     if intact is None:
-        repair = "no intact snapshot is left: run `qa index --rebuild`"
+        repair = f"no intact snapshot is left: run {rebuild}"
     else:
+        intact = intact.removesuffix(".json")
         repair = (f"the newest intact snapshot is {intact}: run `qa index --index {index_dir} "
-                  f"--restore {intact}` to serve it again (or `qa index --rebuild`)")
+                  f"--restore {intact}` to serve it again (or {rebuild})")
     return IndexDamagedError(f"the index at {index_dir} is damaged ({problem}); {repair}")
 
 

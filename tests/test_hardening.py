@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from hostile import (
     deflate_bomb_pdf,
     lying_zip_docx,
+    many_paragraphs_html,
     merged_rows_docx,
     page_tree_pdf,
     random_html,
@@ -140,6 +141,16 @@ def test_a_lying_zip_directory_is_refused_without_inflating(tmp_path: Path) -> N
     finally:
         tracemalloc.stop()
     assert peak < 64 << 20
+
+
+def test_a_page_of_100k_short_paragraphs_is_refused_before_extraction(tmp_path: Path) -> None:
+    """trafilatura took 23.5 s on it (quadratic-ish), close to the cage's CPU limit: it is
+    refused by counting its blocks instead, in a fraction of a second."""
+    page = many_paragraphs_html(tmp_path / "p.html")
+    started = time.monotonic()
+    with pytest.raises(corpus_mod.SkipFile, match="more than 50,000 paragraphs"):
+        HtmlParser().parse(page.read_bytes(), name="p.html")
+    assert time.monotonic() - started < 2
 
 
 # ---------------------------------------------------------------------------- 2. remembered
@@ -340,6 +351,16 @@ def test_a_damaged_current_names_the_repair_and_ask_does_not_rebuild(
                                      "--restore", live.removesuffix(".json")])
     assert fixed.exit_code == 0, fixed.output
     assert load_index(built, embedder=HashEmbedder()).generation == live.removesuffix(".json")
+
+
+def test_rebuild_with_a_named_corpus_repairs_a_damaged_current(built: Path) -> None:
+    (built / CURRENT).write_text("snap-999999.json\n")
+    refused = CliRunner().invoke(cli, ["index", "--index", str(built), "--embedder", "hash"])
+    assert refused.exit_code == 1 and "--restore" in refused.output
+    out = CliRunner().invoke(cli, ["index", "--rebuild", "--index", str(built), "--corpus",
+                                   str(built.parent / "c"), "--embedder", "hash"])
+    assert out.exit_code == 0, out.output
+    assert load_index(built, embedder=HashEmbedder()).n_documents == 2
 
 
 def test_a_current_naming_an_invalid_snapshot_names_the_previous_one(built: Path) -> None:
