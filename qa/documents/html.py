@@ -57,8 +57,9 @@ class HtmlParser:
                            "for web pages")
         if b"\x00" in data[:4096] or looks_binary(data):
             raise SkipFile("binary file, not HTML")
-        blocks = sum(1 for _ in itertools.islice(_BLOCK_TAG.finditer(data), MAX_HTML_BLOCKS + 1))
-        if blocks > MAX_HTML_BLOCKS:
+        n_blocks = sum(1 for _ in itertools.islice(_BLOCK_TAG.finditer(data),
+                                                   MAX_HTML_BLOCKS + 1))
+        if n_blocks > MAX_HTML_BLOCKS:
             raise SkipFile(f"HTML with more than {MAX_HTML_BLOCKS:,} paragraphs and blocks "
                            "(the limit for web pages)")
         try:
