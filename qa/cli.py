@@ -234,7 +234,8 @@ def load_or_build(s: Settings) -> Any:
         click.echo(f"no index at {s.index} yet: building it from {s.corpus}", err=True)
     with progress_bar("embedding") as progress:
         index, report = open_index(s.corpus, s.index, embedder=emb, chunk_size=s.chunk_size,
-                                   chunk_overlap=s.chunk_overlap, progress=progress)
+                                   chunk_overlap=s.chunk_overlap, progress=progress,
+                                   parse_limits=s.parse_limits())
     if report is not None:
         _print_report(report)
     else:

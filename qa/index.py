@@ -1606,13 +1606,15 @@ def open_index(
     chunk_size: int | None = None,
     chunk_overlap: int | None = None,
     progress: Progress | None = None,
+    parse_limits: ParseLimits | None = None,
 ) -> tuple[Index, BuildReport | None]:
-    """Load the index, building it first when there is none yet (the report says so)."""
+    """Load the index, building it first when there is none yet (the report says so); an
+    index that exists but is damaged is reported (IndexDamagedError), never rebuilt."""
     report = None
     if not index_exists(Path(index_dir)):
         report = build_index(
             corpus_dir, index_dir, embedder=embedder, chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap, progress=progress,
+            chunk_overlap=chunk_overlap, progress=progress, parse_limits=parse_limits,
         )
     return load_index(index_dir, embedder=embedder), report
 

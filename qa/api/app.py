@@ -81,6 +81,7 @@ def create_app(
             live, report = open_index(
                 settings.corpus, settings.index, embedder=emb,
                 chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+                parse_limits=settings.parse_limits(),
             )
             if report is not None:
                 logger.warning("built the index at %s: %d documents, %d chunks",
