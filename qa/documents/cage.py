@@ -83,14 +83,19 @@ def _worker_main(conn: Connection, memory_mb: int) -> None:
         used = resource.getrusage(resource.RUSAGE_SELF)
         spent = used.ru_utime + used.ru_stime
         _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
-        resource.setrlimit(resource.RLIMIT_CPU,
-                           (math.ceil(spent + cpu_seconds), cpu_hard))
+        soft = math.ceil(spent + cpu_seconds)
+        if cpu_hard != resource.RLIM_INFINITY:
+            soft = min(soft, cpu_hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
         outcome = parse_outcome(doc_id, Path(path), Path(root), memory_mb=memory_mb)
         try:
             conn.send(outcome)
         except MemoryError:  # the result itself does not fit under the cap
-            conn.send(("skip", f"its text does not fit the parser's {memory_mb} MB "
-                       "address-space limit", outcome[-1]))
+            conn.send(("skip", f"the parser exceeded its address-space limit ({memory_mb} MB; "
+                       "QA_PARSE_MEMORY_MB) sending its text back", outcome[-1]))
+        except Exception as exc:  # a result that does not pickle: a parser bug
+            conn.send(("skip", f"the parser's result could not be sent back "
+                       f"({exc.__class__.__name__})", outcome[-1]))
         if outcome[0] == "skip" and "address-space limit" in str(outcome[1]):
             return  # a MemoryError may leave the heap fragmented: start afresh
 
