@@ -2,7 +2,9 @@
 
 Hostile or odd files never abort the walk: each is skipped with one line naming it and why
 (hidden, not a regular file, a link leaving the folder, a name that is not UTF-8, too large,
-or whatever its parser refused). A parser crash on one file is caught the same way.
+or whatever its parser refused). A parser crash on one file is caught the same way. Files
+are parsed in the cage of qa.documents.cage (worker processes with a CPU-time and an
+address-space limit), so a parser that hangs or explodes costs one skipped file.
 """
 
 from __future__ import annotations
