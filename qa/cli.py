@@ -161,6 +161,21 @@ def _print_report(report: Any) -> None:
               help="Processes that embed in parallel [default: up to 2 cores].")
 @click.option("--wait", type=click.FloatRange(0), default=None,
               help="Seconds to wait for another qa index on the same folder [default: forever].")
+@click.option("--retry-skipped", is_flag=True,
+              help="Parse again the files an earlier build skipped (by default an unchanged "
+                   "skipped file is not parsed again).")
+@click.option("--restore", default=None, metavar="SNAPSHOT",
+              help="Serve this existing snapshot again (snap-NNNNNN): the repair named when "
+                   "CURRENT is damaged.")
+@click.option("--parse-cpu-seconds", type=click.FloatRange(0, 86_400, min_open=True),
+              default=None, help="CPU seconds a file may take to parse [env "
+              "QA_PARSE_CPU_SECONDS, default 20].")
+@click.option("--parse-memory-mb", type=click.IntRange(256, 1_048_576), default=None,
+              help="Address space of a parsing process, MB [env QA_PARSE_MEMORY_MB, "
+                   "default 2048].")
+@click.option("--parse-workers", type=click.IntRange(0, 64), default=None,
+              help="Parsing processes; 0 parses in this process, without limits [env "
+                   "QA_PARSE_WORKERS, default 2].")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]",
               help="Embed on a Ray cluster at ADDRESS (HOST:PORT, ray://HOST:PORT), or on a "
@@ -169,14 +184,24 @@ def _print_report(report: Any) -> None:
 def index_cmd(
     corpus: Path | None, index_dir: Path | None, embedder: str | None,
     chunk_size: int | None, chunk_overlap: int | None, optimize: bool, rebuild: bool,
-    check: bool, workers: int | None, wait: float | None, ray_address: str | None,
+    check: bool, workers: int | None, wait: float | None, retry_skipped: bool,
+    restore: str | None, parse_cpu_seconds: float | None, parse_memory_mb: int | None,
+    parse_workers: int | None, ray_address: str | None,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded)."""
     from qa.embedding import make_embedder
-    from qa.index import build_index, verify_index
+    from qa.index import build_index, restore_snapshot, verify_index
 
+    if restore is not None:  # the repair of a damaged CURRENT: its manifest is not read
+        s = _settings(index=index_dir, embedder=embedder)
+        generation = restore_snapshot(s.index, restore, embedder=make_embedder(s.embedder),
+                                      wait=wait)
+        click.echo(f"the index at {s.index} serves {generation} again", err=True)
+        return
     s = _reader_settings(corpus=corpus, index=index_dir, embedder=embedder,
-                         chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+                         chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                         parse_cpu_seconds=parse_cpu_seconds, parse_memory_mb=parse_memory_mb,
+                         parse_workers=parse_workers)
     if ray_address is not None and not check:
         from qa.distributed import import_ray
 
@@ -205,7 +230,8 @@ def index_cmd(
     with progress_bar("indexing") as progress:
         report = build_index(s.corpus, s.index, embedder=emb, chunk_size=s.chunk_size,
                              chunk_overlap=s.chunk_overlap, progress=progress,
-                             optimize=optimize, rebuild=rebuild, workers=workers, wait=wait)
+                             optimize=optimize, rebuild=rebuild, workers=workers, wait=wait,
+                             parse_limits=s.parse_limits(), retry_skipped=retry_skipped)
     _print_report(report)
 
 
@@ -219,7 +245,8 @@ def load_or_build(s: Settings) -> Any:
         click.echo(f"no index at {s.index} yet: building it from {s.corpus}", err=True)
     with progress_bar("embedding") as progress:
         index, report = open_index(s.corpus, s.index, embedder=emb, chunk_size=s.chunk_size,
-                                   chunk_overlap=s.chunk_overlap, progress=progress)
+                                   chunk_overlap=s.chunk_overlap, progress=progress,
+                                   parse_limits=s.parse_limits())
     if report is not None:
         _print_report(report)
     else:
@@ -349,6 +376,10 @@ def eval_cmd(
     from qa import evaluation as ev
 
     questions = ev.read_questions(questions_file)  # a bad file fails before any loading
+    index_folder = (_settings(index=index_dir)).index
+    for target in (out, markdown):  # never over a live snapshot or CURRENT
+        if target is not None:
+            ev.check_output_path(target, index_folder)
     old = ev.load_report(compare_to) if compare_to else None
     if old is not None:  # before any work: a comparison that cannot be made fails now
         for warning in ev.check_comparable(old, k=k, questions_file=str(questions_file)):

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qa.documents.cage import DEFAULT_CPU_SECONDS, DEFAULT_MEMORY_MB, DEFAULT_WORKERS
+
+if TYPE_CHECKING:
+    from qa.documents import ParseLimits
 
 DEFAULT_EMBEDDER = "use-m3"
 
@@ -34,6 +40,18 @@ class Settings(BaseSettings):
     # `qa serve` replicas over a shared index folder (README, Beyond one machine): every
     # watch_index seconds the server checks CURRENT and swaps in a new commit; None: off.
     watch_index: float | None = Field(default=None, gt=0, le=86_400)
+    # The parsing cage (README, Guarantees): each file is parsed in one of parse_workers
+    # processes (0: in this process, unbounded) with parse_cpu_seconds of CPU time and
+    # parse_memory_mb of address space; a file past either is skipped.
+    parse_cpu_seconds: float = Field(default=DEFAULT_CPU_SECONDS, gt=0, le=86_400)
+    parse_memory_mb: int = Field(default=DEFAULT_MEMORY_MB, ge=256, le=1_048_576)
+    parse_workers: int = Field(default=DEFAULT_WORKERS, ge=0, le=64)
+
+    def parse_limits(self) -> ParseLimits:
+        from qa.documents import ParseLimits
+
+        return ParseLimits(cpu_seconds=self.parse_cpu_seconds, memory_mb=self.parse_memory_mb,
+                           workers=self.parse_workers)
 
 
 def with_index_corpus(settings: Settings) -> Settings:

@@ -17,6 +17,11 @@ class IndexMismatchError(QAError):
     """The index on disk was built with another format, embedder or settings."""
 
 
+class IndexDamagedError(IndexMismatchError):
+    """The index exists but CURRENT or its snapshot cannot be used; the message names the
+    newest intact snapshot and the command that restores it."""
+
+
 class EmbedderError(QAError):
     """An embedding backend is missing or failed to load."""
 

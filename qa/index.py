@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -51,14 +52,17 @@ from qa.documents import (
     CorpusReader,
     Document,
     FormatStats,
+    ParseLimits,
     SkippedFile,
     corpus_paths,
     current_parser,
 )
+from qa.documents.corpus import file_digest
 from qa.embedding import Embedder, make_embedder
 from qa.errors import (
     CorpusError,
     IndexBusyError,
+    IndexDamagedError,
     IndexMismatchError,
     IndexNotFoundError,
     IndexWriteError,
@@ -120,26 +124,124 @@ class BuildReport:
 # ---------------------------------------------------------------------------- snapshots
 
 
-def _live_name(index_dir: Path) -> str | None:
+# CURRENT holds one name; a snapshot at 50k documents is about 30 MB. Anything larger is not
+# ours, and is refused before it is read.
+MAX_CURRENT_BYTES = 4096
+MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+class _Unreadable(Exception):
+    """A CURRENT or snapshot file that is not a small regular file (reason in the message)."""
+
+
+def _read_regular(path: Path, cap: int) -> bytes:
+    """The bytes of a regular file of at most `cap` bytes. O_NONBLOCK: opening a FIFO never
+    waits for a writer; it is then refused, as are links, folders and devices.
+    FileNotFoundError when it is missing."""
     try:
-        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Unreadable(f"{path.name} is a symbolic link") from None
+        raise _Unreadable(f"{path.name} is unreadable ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Unreadable(f"{path.name} is not a regular file")
+        if st.st_size > cap:
+            raise _Unreadable(f"{path.name} is larger than {cap:,} bytes")
+        chunks, left = [], cap + 1
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 20))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+        data = b"".join(chunks)
+        if len(data) > cap:
+            raise _Unreadable(f"{path.name} is larger than {cap:,} bytes")
+        return data
+    except OSError as exc:
+        raise _Unreadable(f"{path.name} is unreadable ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def _current(index_dir: Path) -> tuple[str | None, str | None]:
+    """(the snapshot CURRENT names, None), (None, None) when there is no CURRENT (no index),
+    or (None, what is wrong) when CURRENT exists but cannot be used."""
+    try:
+        raw = _read_regular(index_dir / CURRENT, MAX_CURRENT_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None
+    except _Unreadable as exc:
+        return None, str(exc)
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None, "CURRENT is not text"
+    if not (_SNAPSHOT.fullmatch(name) or _OLD_GENERATION.fullmatch(name)):
+        return None, f"CURRENT names {name[:80]!r}, which is not a snapshot name"
+    if not os.path.lexists(index_dir / name):
+        return None, f"CURRENT names {name}, which is missing"
+    return name, None
+
+
+def _live_name(index_dir: Path) -> str | None:
+    return _current(index_dir)[0]
+
+
+def newest_intact_snapshot(index_dir: Path, *, dim: int | None = None) -> str | None:
+    """The newest snapshot that reads, validates and whose segments are all present."""
+    try:
+        names = sorted((p.name for p in Path(index_dir).iterdir()
+                        if _SNAPSHOT.fullmatch(p.name)), reverse=True)
     except OSError:
         return None
-    return name if name and "/" not in name and (index_dir / name).exists() else None
+    for name in names:
+        try:
+            manifest = _read_snapshot(index_dir, name)
+            if manifest.get("format_version") != FORMAT_VERSION:
+                continue
+            if all((Path(index_dir) / e["name"] / "segment.json").is_file()
+                   for e in manifest["segments"]):
+                return name
+        except (QAError, OSError, KeyError, TypeError):
+            continue
+    return None
 
 
-def live_generation(index_dir: Path) -> str | None:
+def _damaged_current(index_dir: Path, problem: str) -> IndexMismatchError:
+    """The error for a CURRENT that cannot be used: what is wrong, and the repair."""
+    intact = newest_intact_snapshot(index_dir)
+    rebuild = f"`qa index --rebuild --index {index_dir} --corpus <folder>`"
+    if intact is None:
+        repair = f"no intact snapshot is left: run {rebuild}"
+    else:
+        intact = intact.removesuffix(".json")
+        repair = (f"the newest intact snapshot is {intact}: run `qa index --index {index_dir} "
+                  f"--restore {intact}` to serve it again (or {rebuild})")
+    return IndexDamagedError(f"the index at {index_dir} is damaged ({problem}); {repair}")
+
+
+def live_generation(index_dir: Path, *, strict: bool = False) -> str | None:
     """The generation CURRENT names (what a fresh load_index would open), or None: how a
-    server notices a commit made by another process (POST /reload, QA_WATCH_INDEX)."""
-    name = _live_name(Path(index_dir))
+    server notices a commit made by another process (POST /reload, QA_WATCH_INDEX).
+    `strict`: a damaged CURRENT raises IndexDamagedError instead of giving None."""
+    name, problem = _current(Path(index_dir))
+    if problem is not None and strict:
+        raise _damaged_current(Path(index_dir), problem)
     return name.removesuffix(".json") if name is not None else None
 
 
 def index_exists(index_dir: Path) -> bool:
-    """True when index_dir holds a complete index (of any format)."""
-    return _live_name(Path(index_dir)) is not None
+    """True when index_dir holds an index (of any format), intact or damaged: a damaged one
+    is reported with its repair when opened, never silently rebuilt."""
+    name, problem = _current(Path(index_dir))
+    return name is not None or problem is not None
 
 
 def _read_snapshot(index_dir: Path, name: str) -> dict[str, Any]:
@@ -147,23 +249,66 @@ def _read_snapshot(index_dir: Path, name: str) -> dict[str, Any]:
     if path.is_dir():  # a format-1 generation folder
         path = path / "manifest.json"
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(_read_regular(path, MAX_SNAPSHOT_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise
-    except (OSError, ValueError) as exc:
-        raise IndexMismatchError(
-            f"{path} is unreadable ({exc.__class__.__name__}); run `qa index --rebuild`"
-        ) from exc
+    except (_Unreadable, ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested thousands deep; never let it escape a reader.
+        why = str(exc) if isinstance(exc, _Unreadable) else exc.__class__.__name__
+        raise IndexMismatchError(f"{path} is unreadable ({why}); run `qa index --rebuild`") \
+            from None
     if not isinstance(manifest, dict):
         raise IndexMismatchError(f"{path} is not an index snapshot; run `qa index --rebuild`")
+    if manifest.get("format_version") == FORMAT_VERSION:
+        problem = snapshot_problem(manifest)
+        if problem is not None:
+            raise IndexMismatchError(f"{path} is not a valid snapshot ({problem})")
     return manifest
 
 
+def snapshot_problem(manifest: dict[str, Any]) -> str | None:
+    """What makes a format-2 snapshot unusable (schema, types, segment names that would
+    leave the index folder), or None."""
+    segments = manifest.get("segments")
+    if not isinstance(segments, list):
+        return "'segments' is not a list"
+    names: set[str] = set()
+    for e in segments:
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+            return "a segment entry has no name"
+        if not _SEGMENT.fullmatch(e["name"]):  # never '../x' or '/abs': inside the folder
+            return f"segment name {e['name'][:80]!r} is not a segment of this folder"
+        deleted = e.get("deleted", [])
+        if not isinstance(deleted, list) or not all(
+                type(n) is int and n >= 0 for n in deleted):
+            return f"segment {e['name']} has invalid deletions"
+        names.add(e["name"])
+    documents = manifest.get("documents")
+    if not isinstance(documents, dict):
+        return "'documents' is not a mapping"
+    for doc_id, info in documents.items():
+        if not isinstance(info, dict) or info.get("seg") not in names or \
+                type(info.get("n")) is not int or info["n"] < 0 or \
+                not isinstance(info.get("sha256"), str) or \
+                type(info.get("length", 0)) is not int:
+            return f"document {str(doc_id)[:80]!r} has an invalid entry"
+    for key in ("embedder", "chunking", "counts"):
+        if not isinstance(manifest.get(key, {}), dict):
+            return f"{key!r} is not a mapping"
+    if not isinstance(manifest.get("skipped", []), list) or \
+            not isinstance(manifest.get("skip_records", {}), dict):
+        return "'skipped' is invalid"
+    return None
+
+
 def read_manifest(index_dir: Path) -> dict[str, Any]:
-    """The live snapshot's manifest, or IndexNotFoundError."""
+    """The live snapshot's manifest; IndexNotFoundError, or IndexDamagedError naming the
+    repair when CURRENT cannot be used."""
     index_dir = Path(index_dir)
-    name = _live_name(index_dir)
+    name, problem = _current(index_dir)
     if name is None:
+        if problem is not None:
+            raise _damaged_current(index_dir, problem)
         raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
     return _read_snapshot(index_dir, name)
 
@@ -522,18 +667,53 @@ def single_threaded_blas() -> None:
     faiss.omp_set_num_threads(1)
 
 
+def _units_problem(seg: Segment, lengths: np.ndarray) -> str | None:
+    """What is wrong with a segment's chunk and sentence offsets (a document number past
+    the segment, start > end, an end past the document's length), or None. `lengths` holds
+    each local document's length from the snapshot, -1 where unknown (deleted)."""
+    n_docs = len(seg.doc_ids)
+    for what, arr in (("chunk", seg.chunks), ("sentence", seg.sentences)):
+        units = np.asarray(arr)
+        if not len(units):
+            continue
+        docs, starts, ends = units[:, 0], units[:, 1], units[:, 2]
+        if docs.min() < 0 or docs.max() >= n_docs:
+            return f"a {what} of {seg.name} names a document it does not hold"
+        if (starts < 0).any() or (ends < starts).any():
+            return f"a {what} of {seg.name} has impossible offsets"
+        limit = lengths[docs]
+        if ((limit >= 0) & (ends > limit)).any():
+            return f"a {what} of {seg.name} ends past its document's text"
+    return None
+
+
 def _open_segments(index_dir: Path, manifest: dict[str, Any], dim: int) -> list[_Open]:
     opened: list[_Open] = []
+    by_seg: dict[str, list[tuple[str, int, int]]] = {}
+    for doc_id, info in manifest["documents"].items():
+        by_seg.setdefault(info["seg"], []).append((doc_id, info["n"], int(info.get("length", -1))))
     try:
         for entry in manifest["segments"]:
             seg = Segment(index_dir / entry["name"], dim=dim)
+            opened.append(_Open(seg, frozenset(), None))
+            lengths = np.full(len(seg.doc_ids), -1, dtype=np.int64)
+            for doc_id, n, length in by_seg.get(seg.name, []):
+                if n >= len(seg.doc_ids) or seg.doc_ids[n] != doc_id:
+                    raise IndexMismatchError(f"document {doc_id!r} is not where the snapshot "
+                                             f"says in {seg.name}")
+                lengths[n] = length
+            problem = _units_problem(seg, lengths)
+            if problem is not None:
+                raise IndexMismatchError(problem)
             deleted = frozenset(int(n) for n in entry.get("deleted", []))
+            if any(n >= len(seg.doc_ids) for n in deleted):
+                raise IndexMismatchError(f"{seg.name} deletes a document it does not hold")
             alive = None
             if deleted and len(seg.chunks):
                 dead = np.zeros(len(seg.doc_ids), dtype=bool)
                 dead[list(deleted)] = True
                 alive = ~dead[np.asarray(seg.chunks[:, 0])]
-            opened.append(_Open(seg, deleted, alive))
+            opened[-1] = _Open(seg, deleted, alive)
     except BaseException as exc:
         for o in opened:
             o.segment.close()
@@ -550,18 +730,26 @@ def _damaged(index_dir: Path, exc: BaseException) -> IndexMismatchError:
 
 
 def load_index(index_dir: Path, *, embedder: Embedder, name: str | None = None) -> Index:
-    """Open the live snapshot (or the named one), refusing another format or embedder.
+    """Open the live snapshot (or the named one), refusing another format or embedder, and
+    a snapshot that does not validate (schema, segment names, offsets within bounds).
 
     Side effect: BLAS is limited to one thread in this process (see single_threaded_blas).
     """
     single_threaded_blas()
     index_dir = Path(index_dir)
     for attempt in range(3):
-        live = name or _live_name(index_dir)
+        live, problem = (name, None) if name else _current(index_dir)
         if live is None:
+            if problem is not None:
+                raise _damaged_current(index_dir, problem)
             raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
         try:
-            manifest = _read_snapshot(index_dir, live)
+            try:
+                manifest = _read_snapshot(index_dir, live)
+            except IndexMismatchError as exc:
+                if name is not None:
+                    raise
+                raise _damaged_current(index_dir, f"{live} is invalid: {exc}") from None
             check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim,
                            where=index_dir)
             segments = _open_segments(index_dir, manifest, embedder.dim)
@@ -570,7 +758,8 @@ def load_index(index_dir: Path, *, embedder: Embedder, name: str | None = None) 
             # A writer pruned this snapshot while we opened it: read CURRENT again.
             if name is not None or attempt == 2:
                 raise _damaged(index_dir, exc) from exc
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                RecursionError) as exc:
             raise _damaged(index_dir, exc) from exc
     raise AssertionError("unreachable")
 
@@ -735,6 +924,20 @@ def _doc_entry(
     return row
 
 
+def _still_skipped(record: dict[str, Any], st: tuple[int, int] | None, path: Path,
+                   root: Path) -> bool:
+    """Whether a file skipped by an earlier build is unchanged: same parser, and same size
+    and mtime, or the same size and bytes (only touched)."""
+    if st is None or not isinstance(record, dict) or record.get("parser") != current_parser(path):
+        return False
+    if record.get("size") != st[0]:
+        return False
+    if record.get("mtime_ns") == st[1]:
+        return True
+    digest = record.get("sha256")
+    return isinstance(digest, str) and file_digest(path, root) == digest
+
+
 def _file_stat(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -756,6 +959,8 @@ def build_index(
     workers: int | None = None,
     wait: float | None = None,
     embed_remote: RemoteEmbed | None = None,
+    parse_limits: ParseLimits | None = None,
+    retry_skipped: bool = False,
 ) -> BuildReport:
     """Index corpus_dir into index_dir, embedding only new or changed documents.
 
@@ -766,6 +971,8 @@ def build_index(
     holds the index longer than `wait` seconds. `embed_remote`, when given, embeds the
     batches of passage texts in place of this process (same batches, same vectors, in order:
     qa/distributed.py runs them on a Ray cluster); segments and the commit stay here.
+    Files are parsed in worker processes under `parse_limits` (qa.documents.cage); a file
+    skipped by an earlier build is not parsed again until it changes, unless `retry_skipped`.
     """
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
@@ -785,7 +992,8 @@ def build_index(
             corpus_dir, index_dir, embedder=embedder, size=chunk_size, overlap=chunk_overlap,
             progress=progress, rebuild=rebuild, optimize=optimize,
             workers=default_workers() if workers is None else workers, started=started,
-            embed_remote=embed_remote,
+            embed_remote=embed_remote, parse_limits=parse_limits,
+            retry_skipped=retry_skipped or rebuild,
         )
 
 
@@ -793,7 +1001,9 @@ def _live_for_update(
     index_dir: Path, embedder: Embedder, chunking: dict[str, Any], rebuild: bool
 ) -> tuple[str | None, dict[str, Any] | None, dict[str, str]]:
     """(live snapshot name, its manifest when its segments can be reused, old hashes)."""
-    name = _live_name(index_dir)
+    name, problem = _current(index_dir)
+    if problem is not None and not rebuild:
+        raise _damaged_current(index_dir, problem)
     if name is None:
         return None, None, {}
     try:
@@ -814,12 +1024,17 @@ def _live_for_update(
 def _build_locked(
     corpus_dir: Path, index_dir: Path, *, embedder: Embedder, size: int, overlap: int,
     progress: Progress | None, rebuild: bool, optimize: bool, workers: int, started: float,
-    embed_remote: RemoteEmbed | None = None,
+    embed_remote: RemoteEmbed | None = None, parse_limits: ParseLimits | None = None,
+    retry_skipped: bool = False,
 ) -> BuildReport:
     read_at_ns = time.time_ns()  # files modified after this are newer than the index
     chunking = {"size": size, "overlap": overlap, "splitter": SPLITTER_VERSION,
                 "chunk_vectors": CHUNK_VECTORS}
     live_name, live, old_hashes = _live_for_update(index_dir, embedder, chunking, rebuild)
+    old_skips: dict[str, Any] = {}
+    if live_name is not None and not retry_skipped:
+        with contextlib.suppress(QAError, OSError):
+            old_skips = dict(_read_snapshot(index_dir, live_name).get("skip_records") or {})
     old_docs: dict[str, Any] = dict(live["documents"]) if live else {}
     seg_entries: list[dict[str, Any]] = (
         [{"name": e["name"], "deleted": sorted(int(n) for n in e.get("deleted", []))}
@@ -841,7 +1056,7 @@ def _build_locked(
             chunking=chunking, progress=progress, optimize=optimize, workers=workers,
             started=started, read_at_ns=read_at_ns, live_name=live_name, old_docs=old_docs,
             old_hashes=old_hashes, seg_entries=seg_entries, old_segments=old_segments,
-            embed_remote=embed_remote,
+            embed_remote=embed_remote, parse_limits=parse_limits, old_skips=old_skips,
         )
     finally:
         for s in old_segments:
@@ -854,12 +1069,14 @@ def _build_with(
     started: float, read_at_ns: int, live_name: str | None, old_docs: dict[str, Any],
     old_hashes: dict[str, str], seg_entries: list[dict[str, Any]],
     old_segments: list[Segment], embed_remote: RemoteEmbed | None = None,
+    parse_limits: ParseLimits | None = None, old_skips: dict[str, Any] | None = None,
 ) -> BuildReport:
-    reader = CorpusReader(corpus_dir)
+    reader = CorpusReader(corpus_dir, limits=parse_limits)
     listing = reader.listing
     stats = {doc_id: _file_stat(path) for doc_id, path in listing}
     documents: dict[str, dict[str, Any]] = {}
     to_read: list[tuple[str, Path]] = []
+    skip_records: dict[str, dict[str, Any]] = {}
     for doc_id, path in listing:
         old = old_docs.get(doc_id)
         st = stats[doc_id]
@@ -867,6 +1084,12 @@ def _build_with(
                 and old.get("parser") == current_parser(path)):
             documents[doc_id] = old  # same size, mtime and parser: not even read
             reader.keep(path)
+            continue
+        record = (old_skips or {}).get(doc_id)
+        if record is not None and _still_skipped(record, st, path, reader.root):
+            # Skipped by an earlier build and unchanged: a hostile file costs one parse.
+            reader.remember_skip(doc_id, path, str(record.get("reason", "")))
+            skip_records[doc_id] = {**record, "mtime_ns": st[1] if st else 0}
         else:
             to_read.append((doc_id, path))
     listed = {d for d, _ in listing}
@@ -958,9 +1181,17 @@ def _build_with(
             if pending_chars >= BATCH_CHARS:
                 flush()
         flush()
+        paths = dict(to_read)
         for doc_id, _ in to_read:  # listed, but the reader skipped it: gone from the index
             if doc_id not in reading:
                 tombstone(doc_id)
+        for doc_id, reason in reader.failed.items():
+            st = stats.get(doc_id)
+            if st is not None and doc_id in paths:
+                skip_records[doc_id] = {
+                    "size": st[0], "mtime_ns": st[1], "reason": reason,
+                    "sha256": file_digest(paths[doc_id], reader.root),
+                    "parser": current_parser(paths[doc_id])}
         skipped = reader.skipped
         removed = sum(1 for d in old_hashes if d not in listed or d not in documents)
         if not documents:
@@ -990,6 +1221,9 @@ def _build_with(
             "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "built_at_ns": read_at_ns,
             "skipped": [s.path for s in skipped],
+            # Files a parser refused: size, mtime, hash and reason, so that an unchanged one
+            # is not parsed again (qa index --retry-skipped does).
+            "skip_records": skip_records,
             "counts": {"documents": len(ordered), **counts, "segments": len(entries)},
             "segments": entries,
             "documents": ordered,
@@ -1301,14 +1535,23 @@ def _mtime(path: Path) -> float:
 
 
 def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
-    """Full check (`qa index --check`): every document's text against its sha256 and every
-    segment's files against its counts. Returns the problems found (empty: healthy)."""
+    """Full check (`qa index --check`): every document's text against its sha256, every
+    segment's files against its counts, chunk and sentence offsets within their documents,
+    and the vocabularies (words and lexical terms). Returns the problems (empty: healthy)."""
     problems: list[str] = []
     try:
-        index = load_index(index_dir, embedder=embedder)
+        index = load_index(index_dir, embedder=embedder)  # validates offsets against lengths
     except QAError as exc:
         return [str(exc)]
     try:
+        from qa.store.lexical import SegmentLexical
+
+        for seg in index.segments:
+            problem = seg.vocabulary_problem()
+            if problem is None and isinstance(seg.lexical, SegmentLexical):
+                problem = seg.lexical.problem()
+            if problem is not None:
+                problems.append(f"segment {seg.name}: {problem}")
         for doc_id in index.doc_ids():
             try:
                 doc = index.doc(doc_id)
@@ -1320,6 +1563,25 @@ def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
     finally:
         index.close()
     return problems
+
+
+def restore_snapshot(index_dir: Path, name: str, *, embedder: Embedder,
+                     wait: float | None = None) -> str:
+    """Point CURRENT at an existing snapshot (`qa index --restore`), after opening it
+    fully (validated, segments present, offsets in bounds); returns its generation."""
+    index_dir = Path(index_dir)
+    name = name if name.endswith(".json") else f"{name}.json"
+    if not _SNAPSHOT.fullmatch(name):
+        raise QAError(f"{name!r} is not a snapshot name (snap-NNNNNN)")
+    with writer_lock(index_dir, wait=wait):
+        if not (index_dir / name).is_file():
+            raise IndexNotFoundError(f"no snapshot {name} in {index_dir}")
+        load_index(index_dir, embedder=embedder, name=name).close()
+        try:
+            _write_atomic(index_dir / CURRENT, name + "\n")
+        except OSError as exc:
+            raise _write_error(index_dir, exc) from exc
+    return name.removesuffix(".json")
 
 
 def ann_recall(
@@ -1388,13 +1650,15 @@ def open_index(
     chunk_size: int | None = None,
     chunk_overlap: int | None = None,
     progress: Progress | None = None,
+    parse_limits: ParseLimits | None = None,
 ) -> tuple[Index, BuildReport | None]:
-    """Load the index, building it first when there is none yet (the report says so)."""
+    """Load the index, building it first when there is none yet (the report says so); an
+    index that exists but is damaged is reported (IndexDamagedError), never rebuilt."""
     report = None
     if not index_exists(Path(index_dir)):
         report = build_index(
             corpus_dir, index_dir, embedder=embedder, chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap, progress=progress,
+            chunk_overlap=chunk_overlap, progress=progress, parse_limits=parse_limits,
         )
     return load_index(index_dir, embedder=embedder), report
 

@@ -32,20 +32,24 @@ INSTRUCTIONS = (
     "document: text[start:end] of a citation is exactly its quoted text."
 )
 
+# The same constraints as POST /ask's AskRequest (strict: k="5" and doc_ids=[] refused
+# here as there; MCP's argument pre-parsing leaves a quoted number a string).
 Question = Annotated[str, Field(
-    min_length=1, max_length=MAX_QUESTION_CHARS,
+    min_length=1, max_length=MAX_QUESTION_CHARS, strict=True,
     description="The question, in English or French, as a full sentence.",
 )]
-K = Annotated[int, Field(ge=1, le=MAX_K, description="How many passages to return.")]
-DocIds = Annotated[list[str] | None, Field(
+K = Annotated[int, Field(ge=1, le=MAX_K, strict=True,
+                         description="How many passages to return.")]
+DocIds = Annotated[list[Annotated[str, Field(strict=True)]] | None, Field(
+    min_length=1,
     description="Only search these documents (ids as returned in citations); null for all.",
 )]
 DateFrom = Annotated[str | None, Field(
-    pattern=r"^\d{4}-\d{2}-\d{2}$",
+    pattern=r"^\d{4}-\d{2}-\d{2}$", strict=True,
     description="Only documents dated on or after this day, YYYY-MM-DD.",
 )]
 DateTo = Annotated[str | None, Field(
-    pattern=r"^\d{4}-\d{2}-\d{2}$",
+    pattern=r"^\d{4}-\d{2}-\d{2}$", strict=True,
     description="Only documents dated on or before this day, YYYY-MM-DD.",
 )]
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from makefiles import make_docx, make_html, make_pdf, make_scanned_pdf, make_zip_bomb_docx
 
 import qa.documents.corpus as corpus_mod
-from qa.documents import MAX_FILE_BYTES, read_corpus
+from qa.documents import MAX_FILE_BYTES, ParseLimits, read_corpus
 from qa.errors import CorpusError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +120,7 @@ def test_a_parser_crash_skips_the_file_only(tmp_path: Path,
     monkeypatch.setattr(HtmlParser, "parse", boom)
     make_html(tmp_path / "a.html", "Titre de la page", ["Du texte."])
     (tmp_path / "b.txt").write_text("Un bon document.", encoding="utf-8")
-    corpus = read_corpus(tmp_path)
+    corpus = read_corpus(tmp_path, limits=ParseLimits(workers=0))  # the patch is in-process
     assert [d.doc_id for d in corpus.documents] == ["b.txt"]
     assert "ZeroDivisionError" in corpus.skipped[0].reason
 
@@ -147,7 +147,7 @@ def test_symlink_swapped_after_the_check_is_not_read(tmp_path: Path,
         return str(resolved)  # ...after the path was resolved and found inside
 
     monkeypatch.setattr(corpus_mod.os.path, "realpath", racing_realpath)
-    result = read_corpus(corpus)
+    result = read_corpus(corpus, limits=ParseLimits(workers=0))  # the patch is in-process
     assert all("TOP SECRET" not in d.text for d in result.documents)
     assert {s.path for s in result.skipped} == {"sub/doc.txt"}
 

@@ -6,6 +6,7 @@ imported skips its files with the real cause and the fix, once per format in the
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -54,8 +55,15 @@ def test_a_missing_library_names_itself_and_the_fix() -> None:
 
 
 def _run(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", _BLOCK + code, *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120, check=False)
+    """Python with lxml_html_clean unimportable in it and in every process it starts (the
+    parsing cage's workers too): the blocker is a sitecustomize on PYTHONPATH."""
+    site = cwd / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(_BLOCK, encoding="utf-8")
+    path = os.pathsep.join(p for p in (str(site), str(ROOT), os.environ.get("PYTHONPATH"))
+                           if p)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120, check=False, env={**os.environ, "PYTHONPATH": path})
 
 
 def test_the_real_cause_of_a_failed_trafilatura_import(tmp_path: Path) -> None:

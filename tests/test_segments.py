@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from qa import index as index_mod
+from qa.documents import ParseLimits
 from qa.embedding import Embedder, HashEmbedder
 from qa.errors import IndexBusyError, IndexMismatchError, QAError
 from qa.index import CURRENT, build_index, load_index, writer_lock
@@ -51,12 +52,13 @@ def test_unchanged_files_are_not_even_read(
         return real(doc_id, path, root)
 
     monkeypatch.setattr(corpus_mod, "read_file", counting)
-    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    in_process = ParseLimits(workers=0)  # the counting patch lives in this process
+    report = build_index(corpus_dir, ix, embedder=fake_embedder, parse_limits=in_process)
     assert read == [] and report.unchanged == 5
     # Touched but identical: read (its stat changed), not re-embedded, no new segment.
     target = corpus_dir / "002_fa5fa4bef9b4e309.txt"
     os.utime(target, ns=(time.time_ns(), time.time_ns() + 10**9))
-    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    report = build_index(corpus_dir, ix, embedder=fake_embedder, parse_limits=in_process)
     assert read == [target.name]
     assert (report.unchanged, report.embedded_chunks, report.segments) == (5, 0, 1)
 

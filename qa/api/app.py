@@ -33,16 +33,26 @@ logger = logging.getLogger(__name__)
 
 def _watch(holder: IndexHolder, settings: Settings, embedder: Embedder, every: float,
            stop: threading.Event) -> None:
-    """QA_WATCH_INDEX: check CURRENT every `every` seconds, swap a new commit in. A snapshot
-    that cannot be opened (being pruned, damaged) keeps the live one and is retried."""
+    """QA_WATCH_INDEX: check CURRENT every `every` seconds, swap a new commit in. A commit
+    that cannot be opened (damaged, invalid, being pruned) keeps the live one, is logged
+    once (not every tick) and retried; nothing that happens here ends the thread."""
+    logged: str | None = None
     while not stop.wait(every):
         try:
             if holder.reload(settings, embedder):
+                logged = None
                 logger.warning("serving the new commit %s of %s",
                                holder.index.generation if holder.index else "?",
                                settings.index)
-        except (QAError, OSError) as exc:
-            logger.warning("could not open the new commit of %s: %s", settings.index, exc)
+        except BaseException as exc:  # the watcher must outlive any commit
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            reason = str(exc)
+            if reason != logged:
+                logger.warning("could not open the new commit of %s (still serving %s): %s",
+                               settings.index,
+                               holder.index.generation if holder.index else "nothing", reason)
+                logged = reason
 
 # Paths anyone may call even with QA_API_KEY set: readiness, the page and its files.
 _PUBLIC = ("/healthz", "/static/", "/docs/assets/")
@@ -71,6 +81,7 @@ def create_app(
             live, report = open_index(
                 settings.corpus, settings.index, embedder=emb,
                 chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+                parse_limits=settings.parse_limits(),
             )
             if report is not None:
                 logger.warning("built the index at %s: %d documents, %d chunks",

@@ -40,6 +40,10 @@ def status_for(exc: QAError) -> int:
     return 400
 
 
+class ReloadError(IndexMismatchError):
+    """A new commit could not be opened; the served index is unchanged."""
+
+
 class ReindexRunningError(Exception):
     """A POST /index arrived while another one was running."""
 
@@ -56,6 +60,9 @@ class IndexHolder:
         self._swap = threading.Lock()
         self._reindexing = threading.Lock()
         self._reloading = threading.Lock()
+        # Why the last attempt to open a new commit failed (None: it did not, or a later
+        # one succeeded); /healthz reports it.
+        self.last_reload_error: str | None = None
 
     @property
     def index(self) -> Index | None:
@@ -83,16 +90,25 @@ class IndexHolder:
     def reload(self, settings: Settings, embedder: Embedder) -> bool:
         """Open the live snapshot if CURRENT names another one than the served Index (a
         commit by another process: `qa index`, another replica) and swap it in; True when
-        it did. Requests in flight finish on the old Index, as with a re-index."""
-        live = self.index
-        current = live_generation(settings.index)
-        if current is None or (live is not None and live.generation == current):
-            return False
+        it did. Requests in flight finish on the old Index, as with a re-index.
+
+        Whatever goes wrong (a damaged CURRENT, a snapshot that does not parse or validate,
+        a FIFO, a segment outside the folder) raises ReloadError with the reason, recorded
+        in `last_reload_error`; the served Index is kept."""
         with self._reloading:
-            live = self.index
-            if live is not None and live.generation == live_generation(settings.index):
-                return False
-            self.set(load_index(settings.index, embedder=embedder))
+            try:
+                live = self.index
+                current = live_generation(settings.index, strict=True)
+                if current is None or (live is not None and live.generation == current):
+                    self.last_reload_error = None
+                    return False
+                self.set(load_index(settings.index, embedder=embedder))
+            except Exception as exc:  # no error may kill a watcher
+                reason = str(exc) if isinstance(exc, QAError) else \
+                    f"unexpected {exc.__class__.__name__}: {str(exc)[:300]}"
+                self.last_reload_error = reason
+                raise ReloadError(reason) from exc
+            self.last_reload_error = None
             return True
 
     def reindex(self, settings: Settings, embedder: Embedder) -> BuildReport:
@@ -105,6 +121,7 @@ class IndexHolder:
                 settings.corpus, settings.index, embedder=embedder,
                 chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
                 wait=0,  # another process writing the index: 409 now, not a queue
+                parse_limits=settings.parse_limits(),
             )
             live = self.index
             if not (report.up_to_date and live is not None

@@ -191,6 +191,9 @@ class HealthOut(BaseModel):
     embedder: str | None
     built_at: str | None
     generation: str | None = None
+    last_reload_error: str | None = Field(
+        default=None, description="Why the index's latest commit is not served (damaged, "
+        "invalid); null when it is.")
 
 
 class SkippedOut(BaseModel):

@@ -5,6 +5,7 @@ extension through the registry in parsers.py; heavy libraries are imported only 
 of their format is read.
 """
 
+from qa.documents.cage import ParseLimits
 from qa.documents.corpus import (
     CorpusReader,
     corpus_paths,
@@ -44,6 +45,7 @@ __all__ = [
     "CorpusReader",
     "Document",
     "FormatStats",
+    "ParseLimits",
     "Parsed",
     "Parser",
     "SkipFile",

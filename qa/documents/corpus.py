@@ -2,7 +2,9 @@
 
 Hostile or odd files never abort the walk: each is skipped with one line naming it and why
 (hidden, not a regular file, a link leaving the folder, a name that is not UTF-8, too large,
-or whatever its parser refused). A parser crash on one file is caught the same way.
+or whatever its parser refused). A parser crash on one file is caught the same way. Files
+are parsed in the cage of qa.documents.cage (worker processes with a CPU-time and an
+address-space limit), so a parser that hangs or explodes costs one skipped file.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from qa.documents.cage import ParseLimits, release, shared_pool
 from qa.documents.model import Corpus, Document, FormatStats, SkippedFile
 from qa.documents.parsers import (
     EXTENSIONS,
@@ -219,13 +223,63 @@ def read_file(doc_id: str, path: Path, root: Path) -> tuple[Document, tuple[str,
     return _document(doc_id, parsed, f"{parser.id}/{parser.version}"), parsed.warnings
 
 
+def parse_outcome(doc_id: str, path: Path, root: Path, *,
+                  memory_mb: int | None = None) -> tuple[Any, ...]:
+    """read_file as a value: ("ok", Document, warnings, seconds), or ("skip" or "missing" (a
+    library that cannot be imported), reason, seconds).
+    What a cage worker sends back (the Document pickled whole, whatever its fields)."""
+    fmt = format_of(path.suffix)
+    started = time.perf_counter()
+    try:
+        doc, notes = read_file(doc_id, path, root)
+        return ("ok", doc, notes, time.perf_counter() - started)
+    except LibraryMissing as exc:
+        return ("missing", str(exc), time.perf_counter() - started)
+    except SkipFile as exc:
+        reason = str(exc)
+    except MemoryError:
+        reason = (f"the parser exceeded its address-space limit ({memory_mb} MB; "
+                  "QA_PARSE_MEMORY_MB)" if memory_mb else "too large to parse in memory")
+    except RecursionError:
+        reason = f"the {fmt} parser gave up: the file is nested too deeply"
+    except Exception as exc:  # a parser bug on one file must not abort the build
+        reason = f"the {fmt} parser failed ({exc.__class__.__name__}: {str(exc)[:200]})"
+    return ("skip", reason, time.perf_counter() - started)
+
+
+def file_digest(path: Path, root: Path) -> str | None:
+    """sha256 of a corpus file's bytes (read in pieces, at most MAX_FILE_BYTES), or None."""
+    try:
+        fd = _open_inside(path, root)
+    except (OSError, SkipFile):
+        return None
+    try:
+        digest = hashlib.sha256()
+        left = MAX_FILE_BYTES + 1
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 20))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+        return digest.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 class CorpusReader:
     """A corpus folder, walked once: the files qa reads (`listing`), those skipped while
     walking, and per-format statistics. `read` parses the files asked for, one at a time,
     so that an incremental build reads only what changed and holds one batch in memory."""
 
-    def __init__(self, corpus_dir: Path) -> None:
+    def __init__(self, corpus_dir: Path, *, limits: ParseLimits | None = None) -> None:
         corpus_dir = Path(corpus_dir)
+        self.limits = limits or ParseLimits()
+        # Files the parsers refused while reading (doc_id -> reason): what the index
+        # remembers, so that they are not parsed again until they change.
+        self.failed: dict[str, str] = {}
         if corpus_dir.exists() and not corpus_dir.is_dir():
             raise CorpusError(f"the corpus must be a folder, and {corpus_dir} is a file")
         if not corpus_dir.is_dir():
@@ -249,32 +303,46 @@ class CorpusReader:
         self.listing: list[tuple[str, Path]] = sorted(listing)
 
     def read(self, items: Iterable[tuple[str, Path]]) -> Iterator[Document]:
-        """Parse these (doc_id, path) files of the listing; skips are recorded, not raised."""
-        for doc_id, path in items:
+        """Parse these (doc_id, path) files of the listing in the cage (qa.documents.cage);
+        skips are recorded, not raised."""
+        items = list(items)
+        if self.limits.workers == 0:
+            outcomes: Iterator[tuple[Any, ...]] = (
+                parse_outcome(d, p, self.root) for d, p in items)
+            yield from self._record(items, outcomes)
+            return
+        pool, private = shared_pool(self.limits)
+        try:
+            yield from self._record(items, pool.map(items, self.root))
+        finally:
+            release(pool, private)
+
+    def _record(self, items: list[tuple[str, Path]],
+                outcomes: Iterable[tuple[Any, ...]]) -> Iterator[Document]:
+        for (doc_id, path), outcome in zip(items, outcomes, strict=False):
             fmt = format_of(path.suffix)
-            started = time.perf_counter()
-            reason = None
-            try:
-                doc, notes = read_file(doc_id, path, self.root)
-            except LibraryMissing as exc:  # the same for every file of the format
-                reason = self._unreadable[fmt] = str(exc)
-            except SkipFile as exc:
-                reason = str(exc)
-            except MemoryError:
-                reason = "too large to parse in memory"
-            except Exception as exc:  # a parser bug on one file must not abort the build
-                reason = (f"the {fmt} parser failed ({exc.__class__.__name__}: "
-                          f"{str(exc)[:200]})")
-            finally:
-                self._stats[fmt]["seconds"] += time.perf_counter() - started
-            if reason is not None:
+            self._stats[fmt]["seconds"] += float(outcome[-1])
+            if outcome[0] != "ok":
+                reason = str(outcome[1])
+                if outcome[0] == "missing":  # the same for every file of the format, and
+                    self._unreadable[fmt] = reason  # not remembered: installing it is the fix
+                else:
+                    self.failed[doc_id] = reason
                 self.skipped.append(SkippedFile(doc_id, reason))
                 self._stats[fmt]["skipped"] += 1
                 continue
+            doc, notes = outcome[1], outcome[2]
             self._stats[fmt]["read"] += 1
             self._stats[fmt]["pages"] += len(doc.pages)
             self.warnings.extend(SkippedFile(doc_id, note) for note in notes)
             yield doc
+
+    def remember_skip(self, doc_id: str, path: Path, reason: str) -> None:
+        """Count a file skipped by an earlier build and unchanged since: not parsed again."""
+        self.skipped.append(SkippedFile(
+            doc_id, f"{reason} (unchanged since it was skipped; "
+            "`qa index --retry-skipped` parses it again)"))
+        self._stats[format_of(path.suffix)]["skipped"] += 1
 
     def keep(self, path: Path) -> None:
         """Count a file that the index keeps without reading it."""
@@ -301,13 +369,13 @@ def current_parser(path: Path) -> str | None:
     return None if parser is None else f"{parser.id}/{parser.version}"
 
 
-def read_corpus(corpus_dir: Path) -> Corpus:
+def read_corpus(corpus_dir: Path, *, limits: ParseLimits | None = None) -> Corpus:
     """Read every supported file below corpus_dir (recursively, hidden files excluded).
 
     Unreadable files (empty, binary, not UTF-8, corrupt, encrypted, too large, ...) are
     skipped and reported, not fatal; a corpus with no readable document raises CorpusError.
     """
-    reader = CorpusReader(corpus_dir)
+    reader = CorpusReader(corpus_dir, limits=limits)
     documents = list(reader.read(reader.listing))
     if not documents:
         raise reader.nothing_readable()

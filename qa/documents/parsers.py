@@ -94,6 +94,25 @@ def format_of(extension: str) -> str:
     return {"plain": "text"}.get(target[0].rsplit(".", 1)[1], target[0].rsplit(".", 1)[1])
 
 
+# Bytes that text (UTF-8, Latin-1, HTML) does not hold: C0 controls except tab, line ends,
+# form feed, backspace and escape (man pages overstrike with backspace, logs colour with
+# escape), and DEL. Random bytes hold about 10% of them; text none.
+_CONTROL = bytes([*range(0, 8), *range(14, 27), *range(28, 32), 127])
+_NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL)
+BINARY_BLOCK = 65_536
+BINARY_SHARE = 0.01
+
+
+def looks_binary(data: bytes) -> bool:
+    """Whether any 64 KB block of data holds more than 1% control bytes (wherever binary
+    content starts, not only a NUL near the beginning)."""
+    for at in range(0, len(data), BINARY_BLOCK):
+        block = data[at : at + BINARY_BLOCK]
+        if len(block.translate(None, _NOT_CONTROL)) > max(8, BINARY_SHARE * len(block)):
+            return True
+    return False
+
+
 def parsers() -> list[Parser]:
     """One instance of every registered parser (imports their modules, not their libraries)."""
     return list({id(p): p for p in (parser_for(ext) for ext in EXTENSIONS) if p}.values())

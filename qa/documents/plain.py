@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from qa.documents.model import valid_date
-from qa.documents.parsers import Parsed, SkipFile, import_library
+from qa.documents.parsers import Parsed, SkipFile, import_library, looks_binary
 from qa.documents.textblocks import markdown_blocks, text_blocks
 
 # A leading "date 2024-03" (as in the shipped 001_*.txt, where it shares the first line with
@@ -89,7 +89,7 @@ def title_of(text: str, body_start: int, meta: dict[str, str]) -> str:
 
 def decode_utf8(data: bytes) -> str:
     """The bytes as UTF-8 text, or SkipFile naming why not."""
-    if b"\x00" in data:
+    if b"\x00" in data or looks_binary(data):
         raise SkipFile("binary file")
     try:
         text = data.decode("utf-8")

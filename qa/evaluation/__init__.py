@@ -45,6 +45,7 @@ from qa.evaluation.questions import (
     read_questions,
 )
 from qa.evaluation.report import (
+    check_output_path,
     comparison_markdown,
     format_comparison,
     format_table,
@@ -60,8 +61,9 @@ __all__ = [
     "PERMUTATIONS", "RANK_CUTOFF",
     "RECALL_CUTOFFS", "REPORT_FORMAT", "SEED", "UNKNOWN_LANG", "AnswerFn", "Evidence",
     "EvidenceSpan", "Progress", "Question", "QuestionResult", "ServiceClient", "answer_contains",
-    "check_comparable", "check_result", "compare_reports", "comparison_markdown",
-    "format_comparison", "format_table", "index_documents", "library_answer_fn", "load_report",
+    "check_comparable", "check_output_path", "check_result", "compare_reports",
+    "comparison_markdown", "format_comparison", "format_table", "index_documents",
+    "library_answer_fn", "load_report",
     "locate_evidence", "make_report", "metric_label", "metric_names", "normalize_answer",
     "parse_questions", "question_score", "randomization_test", "ranking_metrics",
     "read_questions", "report_markdown", "run_eval", "score_result", "summarize", "token_f1",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -28,17 +31,47 @@ def index_documents(index: Index) -> dict[str, str]:
     return {doc_id: index.doc(doc_id).text for doc_id in index.doc_ids()}
 
 
+# Bounds on what a service may send back: a document is at most 5M characters (up to
+# ~30 MB as JSON with escapes); answers are small. JSON nested deeper than MAX_JSON_DEPTH is
+# refused before it is parsed (json.loads raises RecursionError at ~1,000 levels).
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(data: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (strings skipped)."""
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(_STRINGS.sub(b'""', data)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 class ServiceClient:
-    """A running `qa` service as an answer function (POST /ask) and a document source."""
+    """A running `qa` service as an answer function (POST /ask) and a document source.
+
+    Every request has a total deadline (`timeout` seconds from its start to the last byte,
+    not per read: a server dripping a byte a second cannot hold it), a response-size cap
+    and a JSON depth limit."""
 
     def __init__(
         self, url: str, *, api_key: str | None = None, timeout: float = 120.0,
-        transport: Any = None,
+        transport: Any = None, max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         import httpx
 
         self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        # identity: the bytes counted against the cap are the bytes parsed (no gzip bomb).
+        headers = {"Accept-Encoding": "identity"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
                                     transport=transport)
 
@@ -54,24 +87,45 @@ class ServiceClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 
+        where = f"{method} {self.url}{path}"
+        deadline = time.monotonic() + self.timeout
         try:
-            response = self._client.request(method, path, **kwargs)
+            with self._client.stream(method, path, **kwargs) as response:
+                status = response.status_code
+                encoding = response.headers.get("content-encoding", "").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise QAError(f"{where} answered with {encoding!r} encoding, which qa "
+                                  "eval does not inflate (it asks for identity)")
+                body = bytearray()
+                for piece in response.iter_bytes():  # as it arrives: no 64 KB buffering
+                    body += piece
+                    if len(body) > self.max_bytes:
+                        raise QAError(f"{where} sent more than {self.max_bytes:,} bytes; "
+                                      "stopped reading")
+                    if time.monotonic() > deadline:
+                        raise QAError(f"{where} took more than {self.timeout:g} s; gave up")
         except httpx.HTTPError as exc:
             raise QAError(f"cannot reach the service at {self.url}: {exc}") from exc
-        if response.status_code in (401, 403):
+        if status in (401, 403):
             raise QAError(f"the service at {self.url} refused {method} {path} "
-                          f"(HTTP {response.status_code}); set QA_API_KEY to its API key")
-        if response.status_code >= 400:
+                          f"(HTTP {status}); set QA_API_KEY to its API key")
+        if status >= 400:
             try:
-                detail = response.json().get("detail", response.text)
-            except (ValueError, AttributeError):
-                detail = response.text
-            raise QAError(f"{method} {self.url}{path} failed (HTTP {response.status_code}): "
-                          f"{str(detail)[:300]}")
+                data = self._json(bytes(body), where)
+                detail = data.get("detail", data) if isinstance(data, dict) else data
+            except QAError:
+                detail = bytes(body[:300]).decode("utf-8", "replace")
+            raise QAError(f"{where} failed (HTTP {status}): {str(detail)[:300]}")
+        return self._json(bytes(body), where)
+
+    @staticmethod
+    def _json(body: bytes, where: str) -> Any:
+        if json_depth(body) > MAX_JSON_DEPTH:
+            raise QAError(f"{where} returned JSON nested deeper than {MAX_JSON_DEPTH} levels")
         try:
-            return response.json()
-        except ValueError as exc:
-            raise QAError(f"{method} {self.url}{path} did not return JSON") from exc
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise QAError(f"{where} did not return JSON") from None
 
     def documents(self) -> dict[str, str]:
         """doc_id -> exact text, from GET /documents and GET /documents/{doc_id}."""

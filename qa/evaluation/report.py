@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,44 @@ def write_report(report: Mapping[str, Any], path: Path) -> None:
     _write_text(path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
 
 
-def load_report(path: Path) -> dict[str, Any]:
-    """Read a JSON report written by `qa eval --out`."""
+# A report of 10k questions with their citations is a few MB.
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
+def check_output_path(path: Path, index_dir: Path) -> None:
+    """Refuse a report path inside the index folder: writing there could replace a live
+    snapshot or CURRENT (and `qa index` may delete what it does not know)."""
+    target = Path(os.path.realpath(path))
+    folder = Path(os.path.realpath(index_dir))
+    if target == folder or target.is_relative_to(folder):
+        raise QAError(f"{path} is inside the index folder {index_dir}: write reports elsewhere")
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (a FIFO or /dev/zero refused
+    without blocking or reading without end)."""
     try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise QAError(f"cannot read eval report {path}: {exc}") from exc
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise QAError(f"cannot read eval report {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise QAError(f"{path} is not a regular file: give a `qa eval --out` report")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise QAError(f"{path} is larger than {limit // (1024 * 1024)} MB: is it really a "
+                      "`qa eval --out` report?")
+    return data
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """Read a JSON report written by `qa eval --out` (a regular file, bounded in size)."""
+    data = _read_regular(Path(path), MAX_REPORT_BYTES)
+    try:
+        report = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise QAError(f"cannot read eval report {path}: {exc.__class__.__name__}") from None
     if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT or not all(
         k in report for k in ("config", "summary", "questions")
     ):

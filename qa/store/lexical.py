@@ -114,6 +114,19 @@ class SegmentLexical:
     def all_terms(self) -> np.ndarray:
         return self._terms
 
+    def problem(self) -> str | None:
+        """What is wrong with the vocabulary and postings (`qa index --check`), or None:
+        terms must be sorted and unique (lookups bisect them), postings in range."""
+        terms, indptr, units = self._terms, np.asarray(self._indptr), np.asarray(self._units)
+        if len(terms) > 1 and not bool(np.all(terms[:-1] < terms[1:])):
+            return "its lexical vocabulary is not sorted and unique"
+        if len(indptr) and (indptr[0] != 0 or np.any(np.diff(indptr) < 0)
+                            or indptr[-1] != len(units) or len(self._tf) != len(units)):
+            return "its postings do not match their vocabulary"
+        if len(units) and (units.min() < 0 or units.max() >= self.n_units):
+            return "its postings name chunks it does not hold"
+        return None
+
 
 def bm25_idf(doc_freq: int, n_units: int) -> float:
     """Lucene's BM25 idf: never negative, so a term in most units still counts a little."""

@@ -301,6 +301,28 @@ class Segment:
         except (OSError, UnicodeDecodeError) as exc:
             raise IndexMismatchError(f"{self.path / 'words.txt'} is unreadable") from exc
 
+    def vocabulary_problem(self) -> str | None:
+        """What is wrong with the words file, its offsets and trigram index, or None."""
+        try:
+            words = self.words
+        except IndexMismatchError as exc:
+            return str(exc)
+        offsets = np.asarray(self._word_offsets)
+        size = os.fstat(self._files["words.txt"]).st_size
+        if len(offsets) and (offsets[0] != 0 or offsets[-1] != size
+                             or np.any(np.diff(offsets) <= 0)):
+            return "its word offsets do not match words.txt"
+        lengths = np.diff(offsets) - 1
+        if any(len(w.encode("utf-8")) != n for w, n in zip(words, lengths.tolist(),
+                                                             strict=True)):
+            return "its word offsets do not match words.txt"
+        if any(not w or w != w.strip() for w in words) or len(set(words)) != len(words):
+            return "its vocabulary holds empty, padded or repeated words"
+        members = np.asarray(self.tri_words)
+        if len(members) and (members.min() < 0 or members.max() >= self.n_words):
+            return "its trigram index names words it does not hold"
+        return None
+
     def _load(self, name: str, shape: tuple[int, ...] | None) -> np.ndarray:
         path = self.path / name
         try:

@@ -24,8 +24,10 @@ router = APIRouter()
 @router.head("/healthz", include_in_schema=False)  # load balancers probe with HEAD
 @router.get("/healthz", response_model=HealthOut, tags=["service"],
             responses={503: {"model": HealthOut, "description": "Not ready yet."}})
-async def healthz(holder: HolderDep) -> JSONResponse:
-    """Readiness: 200 with index counts once the index is loaded, 503 before (HEAD too)."""
+async def healthz(holder: HolderDep, settings: SettingsDep) -> JSONResponse:
+    """Readiness: 200 with index counts once the index is loaded, 503 before (HEAD too);
+    `last_reload_error` says why the latest commit could not be served (still 200: the
+    live index answers)."""
     index = holder.index
     if index is None:
         body = HealthOut(status="not ready", documents=None, chunks=None, embedder=None,
@@ -33,7 +35,9 @@ async def healthz(holder: HolderDep) -> JSONResponse:
         return JSONResponse(body.model_dump(), status_code=503)
     body = HealthOut(status="ok", documents=index.n_documents, chunks=index.n_chunks,
                      embedder=index.embedder.id, built_at=index.built_at or None,
-                     generation=index.generation)
+                     generation=index.generation,
+                     last_reload_error=_scrub(holder.last_reload_error, settings)
+                     if holder.last_reload_error else None)
     return JSONResponse(body.model_dump())
 
 
@@ -111,7 +115,7 @@ def reload(request: Request, settings: SettingsDep, holder: HolderDep) -> dict[s
         raise HTTPException(status_code=503, detail="the index is not loaded yet")
     try:
         reloaded = holder.reload(settings, request.app.state.embedder)
-    except QAError as exc:
+    except QAError as exc:  # ReloadError: 503 with the reason; the live index is kept
         raise HTTPException(status_code=status_for(exc), detail=_scrub(str(exc), settings)) \
             from None
     live = holder.index
