@@ -365,7 +365,8 @@ def test_rebuild_with_a_named_corpus_repairs_a_damaged_current(built: Path) -> N
 
 def test_a_current_naming_an_invalid_snapshot_names_the_previous_one(built: Path) -> None:
     snaps = _snapshots(built)
-    (built / snaps[-1]).write_text(json.dumps({"format_version": FORMAT_VERSION, "documents": None}))
+    bad = {"format_version": FORMAT_VERSION, "documents": None}
+    (built / snaps[-1]).write_text(json.dumps(bad))
     with pytest.raises(IndexDamagedError, match=f"--restore {snaps[-2].removesuffix('.json')}"):
         load_index(built, embedder=HashEmbedder())
 
