@@ -57,7 +57,7 @@ from qa.documents import (
     corpus_paths,
     current_parser,
 )
-from qa.documents.corpus import file_digest
+from qa.documents.corpus import file_digest, read_pieces
 from qa.embedding import Embedder, make_embedder
 from qa.errors import (
     CorpusError,
@@ -153,14 +153,7 @@ def _read_regular(path: Path, cap: int) -> bytes:
             raise _Unreadable(f"{path.name} is not a regular file")
         if st.st_size > cap:
             raise _Unreadable(f"{path.name} is larger than {cap:,} bytes")
-        chunks, left = [], cap + 1
-        while left > 0:
-            block = os.read(fd, min(left, 1 << 20))
-            if not block:
-                break
-            chunks.append(block)
-            left -= len(block)
-        data = b"".join(chunks)
+        data = b"".join(read_pieces(fd, cap))
         if len(data) > cap:
             raise _Unreadable(f"{path.name} is larger than {cap:,} bytes")
         return data

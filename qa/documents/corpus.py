@@ -149,17 +149,21 @@ def _opened_path(fd: int) -> Path | None:
         return None
 
 
-def _read_capped(fd: int, limit: int) -> bytes:
-    """At most limit bytes; SkipFile when the file holds more (never reads past the cap)."""
-    chunks = []
+def read_pieces(fd: int, limit: int) -> Iterator[bytes]:
+    """The file's bytes in pieces of at most 1 MiB, limit + 1 bytes at most in all (so that a
+    caller can tell a file over the limit without reading the rest of it)."""
     remaining = limit + 1
     while remaining > 0:
         block = os.read(fd, min(remaining, 1 << 20))
         if not block:
-            break
-        chunks.append(block)
+            return
+        yield block
         remaining -= len(block)
-    data = b"".join(chunks)
+
+
+def _read_capped(fd: int, limit: int) -> bytes:
+    """At most limit bytes; SkipFile when the file holds more (never reads past the cap)."""
+    data = b"".join(read_pieces(fd, limit))
     if len(data) > limit:
         raise SkipFile(f"larger than the {limit // (1024 * 1024)} MB per-file limit")
     return data
@@ -255,13 +259,8 @@ def file_digest(path: Path, root: Path) -> str | None:
         return None
     try:
         digest = hashlib.sha256()
-        left = MAX_FILE_BYTES + 1
-        while left > 0:
-            block = os.read(fd, min(left, 1 << 20))
-            if not block:
-                break
+        for block in read_pieces(fd, MAX_FILE_BYTES):
             digest.update(block)
-            left -= len(block)
         return digest.hexdigest()
     except OSError:
         return None
