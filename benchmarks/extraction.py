@@ -41,8 +41,11 @@ NEWS = CORPORA / "news-pages"
 NEWS_PAGES = ["cnn_article", "spanish_article", "cleveland.com1", "fox13now_001", "time_001",
               "wired_001", "article_with_divs", "latvian_article"]
 NAV_CLASSES = {"navheader", "navfooter", "toc", "sphinxsidebar", "related", "footer",
-               "sphinxsidebarwrapper", "mobile-nav", "breadcrumbs"}
-NOTE_CLASSES = {"note", "tip", "warning", "caution", "important", "admonition", "seealso"}
+               "sphinxsidebarwrapper", "mobile-nav", "breadcrumbs", "docnav"}
+NOTE_CLASSES = {"note", "tip", "warning", "caution", "important", "admonition", "seealso",
+                "sidebar"}
+# Publican's DocBook (the Debian Administrator's Handbook) writes paragraphs as div.para.
+PARA_DIVS = {"para", "simpara"}
 _WS = re.compile(r"\s+")
 
 
@@ -86,9 +89,11 @@ def html_truth(data: bytes) -> tuple[list[str], list[str], set[str]]:
     nav_lines: set[str] = set()
     other: list[str] = []  # content that is not counted (headings, cells, listings)
     for el in root.iter("p", "li", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th",
-                        "pre", "dt", "caption"):
+                        "pre", "dt", "caption", "div"):
+        if el.tag == "div" and not _classes(el) & PARA_DIVS:
+            continue
         ancestors = list(el.iterancestors())
-        if el.tag not in ("p", "li", "dd"):
+        if el.tag not in ("p", "li", "dd", "div"):
             if not any(a.tag in ("nav", "header", "footer") or _classes(a) & NAV_CLASSES
                        for a in ancestors):
                 other.append(collapse(el.text_content()))
@@ -250,6 +255,7 @@ def kinds() -> dict[str, list[Path]]:
     out = {
         "docbook-fr": sorted((CORPORA / "debian-reference-fr").glob("*.html")),
         "docbook-en": sorted((CORPORA / "debian-reference-en").glob("*.html")),
+        "docbook-handbook-fr": sorted((CORPORA / "debian-handbook-fr").glob("*.html")),
         "sphinx": sorted((CORPORA / "python-docs").rglob("*.html")),
         "news": [NEWS / f"{n}.html" for n in NEWS_PAGES if (NEWS / f"{n}.html").exists()],
         "pdf-en": [CORPORA / "debian-reference-pdf" / "debian-reference.en.pdf"],

@@ -12,6 +12,8 @@ i.e. ~/.cache/qa/corpora):
     python-docs/           Python 3.11's Sphinx HTML: tutorial/, howto/, faq/ (doc ids keep them)
     python-docs-sources/   the reStructuredText each python-docs page was built from (ground truth
                            for benchmarks/extraction.py)
+    debian-handbook-fr/    The Debian Administrator's Handbook in French (DocBook HTML, 127 pages):
+                           measured by benchmarks/extraction.py only; no question set is tuned on it
 
 The package versions are pinned below so that question sets' evidence stays valid; a version the
 registry no longer serves is an error naming it (update the pin and re-check the question sets).
@@ -32,6 +34,7 @@ PACKAGES = {
     "debian-reference-fr": "2.100",
     "debian-reference-en": "2.100",
     "python3.11-doc": "3.11.2-6+deb12u9",
+    "debian-handbook": "11.20220922",
 }
 PYTHON_SECTIONS = ("tutorial", "howto", "faq")
 
@@ -66,7 +69,7 @@ def _copy(files: list[tuple[Path, Path]]) -> None:
 def fetch(dest: Path) -> list[Path]:
     """Lays out the corpora under dest (see the module docstring); returns their folders."""
     names = ["debian-reference-fr", "debian-reference-en", "debian-reference-pdf",
-             "python-docs", "python-docs-sources"]
+             "python-docs", "python-docs-sources", "debian-handbook-fr"]
     folders = [dest / n for n in names]
     if all(f.is_dir() and any(f.iterdir()) for f in folders):
         return folders
@@ -77,6 +80,8 @@ def fetch(dest: Path) -> list[Path]:
             _copy([(p, dest / f"debian-reference-{lang}" / p.name)
                    for p in sorted(ref.glob(f"*.{lang}.html"))])
         _copy([(p, dest / "debian-reference-pdf" / p.name) for p in sorted(ref.glob("*.pdf"))])
+        handbook = root / "usr/share/doc/debian-handbook/html/fr-FR"
+        _copy([(p, dest / "debian-handbook-fr" / p.name) for p in sorted(handbook.glob("*.html"))])
         html = root / "usr/share/doc/python3.11/html"
         for section in PYTHON_SECTIONS:
             _copy([(p, dest / "python-docs" / p.relative_to(html))
