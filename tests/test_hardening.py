@@ -365,7 +365,8 @@ def test_rebuild_with_a_named_corpus_repairs_a_damaged_current(built: Path) -> N
 
 def test_a_current_naming_an_invalid_snapshot_names_the_previous_one(built: Path) -> None:
     snaps = _snapshots(built)
-    (built / snaps[-1]).write_text(json.dumps({"format_version": FORMAT_VERSION, "documents": None}))
+    (built / snaps[-1]).write_text(
+        json.dumps({"format_version": FORMAT_VERSION, "documents": None}))
     with pytest.raises(IndexDamagedError, match=f"--restore {snaps[-2].removesuffix('.json')}"):
         load_index(built, embedder=HashEmbedder())
 
@@ -579,3 +580,48 @@ def test_the_page_inserts_server_text_as_text_never_as_html() -> None:
                  "createContextualFragment", "DOMParser", "srcdoc", "eval(", "Function("):
         assert sink not in code, sink
     assert re.search(r'if \(name === "text"\) node\.textContent = value;', code)
+
+
+def test_a_file_that_could_not_be_read_this_time_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: Embedder
+) -> None:
+    """An I/O error (permissions fixed by chmod, which leaves size and mtime as they were) is
+    not the file's content: it is skipped, and read by the next build, not hidden until it
+    changes."""
+    corpus = _good_corpus(tmp_path / "c")
+    (corpus / "later.txt").write_text("Un document illisible une première fois.", "utf-8")
+    ix, limits = tmp_path / "ix", ParseLimits(workers=0)
+    real = corpus_mod._open_inside
+
+    def denied(path: Path, root: Path) -> int:
+        if path.name == "later.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(path, root)
+
+    monkeypatch.setattr(corpus_mod, "_open_inside", denied)
+    report = build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits)
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("later.txt", "unreadable (Permission denied)")]
+    monkeypatch.setattr(corpus_mod, "_open_inside", real)
+    report = build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits)
+    assert report.skipped == [] and report.added == 1
+
+
+def test_a_wall_clock_timeout_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: Embedder
+) -> None:
+    """The wall-clock deadline measures the machine's load as much as the file (the CPU
+    limit is the file's measure): a file past it is skipped, and parsed again next build."""
+    from qa.documents import cage
+
+    corpus = _good_corpus(tmp_path / "c")
+    page_tree_pdf(corpus / "a-tree.pdf")
+    ix = tmp_path / "ix"
+    monkeypatch.setattr(cage, "WALL_FACTOR", 0.0)
+    monkeypatch.setattr(cage, "WALL_EXTRA_SECONDS", 0.5)
+    limits = ParseLimits(cpu_seconds=15, workers=1)  # wall clock 0.5 s; ~10 s of CPU needed
+    report = build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits)
+    assert [s.path for s in report.skipped] == ["a-tree.pdf"]
+    assert "wall-clock limit" in report.skipped[0].reason
+    record = json.loads((ix / _snapshots(ix)[-1]).read_text())["skip_records"]
+    assert "a-tree.pdf" not in record

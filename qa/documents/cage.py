@@ -56,7 +56,8 @@ class ParseLimits:
         return self.cpu_seconds * WALL_FACTOR + WALL_EXTRA_SECONDS
 
 
-# What a worker sends back: ("ok", Document, warnings, seconds) or ("skip", reason, seconds).
+# What a worker sends back: ("ok", Document, warnings, seconds) or ("skip", reason, seconds)
+# ("missing" and "retry" in place of "skip": see qa.documents.corpus.parse_outcome).
 Outcome = tuple[Any, ...]
 
 
@@ -223,7 +224,9 @@ class ParsePool:
                                      elapsed)
                 self._replace(w)
             elif elapsed >= self.limits.wall_seconds:
-                results[position] = ("skip", "the parser exceeded its wall-clock limit "
+                # "retry": a wall clock measures the machine's load as much as the file (the
+                # CPU limit is the file's measure), so the skip is not remembered.
+                results[position] = ("retry", "the parser exceeded its wall-clock limit "
                                      f"({self.limits.wall_seconds:g} s per file)", elapsed)
                 self._replace(w)
 
