@@ -310,7 +310,10 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
         if problem is not None:
             raise _damaged_current(index_dir, problem)
         raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
-    return _read_snapshot(index_dir, name)
+    try:
+        return _read_snapshot(index_dir, name)
+    except IndexMismatchError as exc:  # unreadable or invalid: named with its repair
+        raise _damaged_current(index_dir, f"{name} is invalid: {exc}") from None
 
 
 def check_manifest(
@@ -1008,6 +1011,13 @@ def _live_for_update(
         return None, None, {}
     try:
         manifest = _read_snapshot(index_dir, name)
+    except IndexMismatchError as exc:
+        if not rebuild:  # as for a missing snapshot: restore it rather than re-embed all
+            raise _damaged_current(index_dir, f"{name} is invalid: {exc}") from None
+        return name, None, {}
+    except OSError:
+        return name, None, {}
+    try:
         hashes = {d: str(info["sha256"]) for d, info in manifest["documents"].items()}
     except (QAError, OSError, KeyError, TypeError, AttributeError):
         return name, None, {}

@@ -371,6 +371,30 @@ def test_a_current_naming_an_invalid_snapshot_names_the_previous_one(built: Path
         load_index(built, embedder=HashEmbedder())
 
 
+@pytest.mark.parametrize("content", [
+    json.dumps({"format_version": FORMAT_VERSION, "documents": None}), "{not json"])
+def test_an_invalid_live_snapshot_is_named_with_its_repair_by_ask_and_index(
+    built: Path, content: str
+) -> None:
+    """Like a CURRENT naming a missing snapshot: `qa ask` (which reads the manifest for the
+    corpus first) names the repair, and `qa index` neither re-embeds the whole corpus
+    silently nor forgets the skip records; --rebuild still repairs."""
+    snaps = _snapshots(built)
+    (built / snaps[-1]).write_text(content)
+    previous = snaps[-2].removesuffix(".json")
+    before = sorted(p.name for p in built.iterdir())
+    ask = CliRunner().invoke(cli, ["ask", "Qui a voté le budget ?", "--index", str(built),
+                                   "--embedder", "hash"])
+    assert ask.exit_code == 1 and f"--restore {previous}" in ask.output, ask.output
+    index = CliRunner().invoke(cli, ["index", "--index", str(built), "--corpus",
+                                     str(built.parent / "c"), "--embedder", "hash"])
+    assert index.exit_code == 1 and f"--restore {previous}" in index.output, index.output
+    assert sorted(p.name for p in built.iterdir()) == before  # nothing rebuilt
+    out = CliRunner().invoke(cli, ["index", "--rebuild", "--index", str(built), "--corpus",
+                                   str(built.parent / "c"), "--embedder", "hash"])
+    assert out.exit_code == 0, out.output
+
+
 def _segment(index_dir: Path) -> Path:
     name = _live_snapshot(index_dir)["segments"][0]["name"]
     return index_dir / name
