@@ -58,6 +58,7 @@ from qa.documents import (
     current_parser,
 )
 from qa.documents.corpus import file_digest
+from qa.documents.model import BLOCK_KINDS
 from qa.embedding import Embedder, make_embedder
 from qa.errors import (
     CorpusError,
@@ -1570,9 +1571,25 @@ def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
                 continue
             if hashlib.sha256(doc.text.encode("utf-8")).hexdigest() != doc.sha256:
                 problems.append(f"{doc_id}: text does not match its sha256")
+            problem = _blocks_problem(doc)
+            if problem is not None:
+                problems.append(f"{doc_id}: {problem}")
     finally:
         index.close()
     return problems
+
+
+def _blocks_problem(doc: Document) -> str | None:
+    """What is wrong with a document's blocks (offsets outside its text, out of order or
+    overlapping, an unknown kind), or None."""
+    at = 0
+    for b in doc.blocks:
+        if not (at <= b.start <= b.end <= len(doc.text)):
+            return f"a block at {b.start}-{b.end} is outside its text or overlaps another"
+        if b.kind not in BLOCK_KINDS:
+            return f"a block has the unknown kind {b.kind[:40]!r}"
+        at = b.end
+    return None
 
 
 def restore_snapshot(index_dir: Path, name: str, *, embedder: Embedder,

@@ -422,6 +422,33 @@ def test_check_finds_a_garbage_vocabulary(built: Path) -> None:
     assert any("word" in p for p in problems)
 
 
+@pytest.mark.parametrize(("row", "problem"), [
+    ('[[0, 99, "paragraph", 0, 0]]', "block"),  # a block ending past its text
+    ('[[0, 72, "paragraph", 0, 7]]', "unreadable"),  # a heading path that is not there
+])
+def test_check_finds_impossible_blocks_and_ask_names_them(
+    built: Path, row: str, problem: str
+) -> None:
+    """Blocks give every citation its section: a damaged one is found by --check (before,
+    "healthy", or a traceback), and one that cannot be decoded fails `qa ask` with one line
+    naming the repair (before, a traceback)."""
+    seg = _segment(built)
+    docs = (seg / "docs.jsonl").read_bytes()
+    good = b'[[0, 72, "paragraph", 0, 0]]'
+    assert good in docs and len(row) == len(good)
+    (seg / "docs.jsonl").write_bytes(docs.replace(good, row.encode(), 1))
+    problems = verify_index(built, embedder=HashEmbedder())
+    assert any(problem in p and "good.txt" in p for p in problems), problems
+    out = CliRunner().invoke(cli, ["index", "--check", "--index", str(built),
+                                   "--embedder", "hash"])
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    if problem == "unreadable":
+        ask = CliRunner().invoke(cli, ["ask", "Qui a voté le budget des écoles ?",
+                                       "--index", str(built), "--embedder", "hash"])
+        assert isinstance(ask.exception, SystemExit) and ask.exit_code == 1, ask.output
+        assert "docs.jsonl is damaged" in ask.output
+
+
 def test_check_says_healthy_for_a_good_index(built: Path) -> None:
     assert verify_index(built, embedder=HashEmbedder()) == []
 
