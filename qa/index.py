@@ -712,6 +712,11 @@ def _open_segments(index_dir: Path, manifest: dict[str, Any], dim: int) -> list[
             deleted = frozenset(int(n) for n in entry.get("deleted", []))
             if any(n >= len(seg.doc_ids) for n in deleted):
                 raise IndexMismatchError(f"{seg.name} deletes a document it does not hold")
+            named = {n for _, n, _ in by_seg.get(seg.name, [])}
+            for n, doc_id in enumerate(seg.doc_ids):
+                if n not in named and n not in deleted:  # it would be retrieved, not found
+                    raise IndexMismatchError(f"document {str(doc_id)[:80]!r} of {seg.name} is "
+                                             "neither in the snapshot nor deleted")
             alive = None
             if deleted and len(seg.chunks):
                 dead = np.zeros(len(seg.doc_ids), dtype=bool)

@@ -395,6 +395,21 @@ def test_an_invalid_live_snapshot_is_named_with_its_repair_by_ask_and_index(
     assert out.exit_code == 0, out.output
 
 
+def test_a_snapshot_that_forgets_a_live_document_is_refused(built: Path) -> None:
+    """A document its segment holds, neither in the snapshot's documents nor deleted, would
+    be retrieved and then not found: `qa ask` failed with "unexpected KeyError" (a 500 over
+    HTTP) while --check said healthy."""
+    live = _live_snapshot(built)
+    del live["documents"]["b.txt"]
+    (built / (built / CURRENT).read_text().strip()).write_text(json.dumps(live))
+    with pytest.raises(IndexMismatchError, match=r"b\.txt"):
+        load_index(built, embedder=HashEmbedder())
+    assert any("b.txt" in p for p in verify_index(built, embedder=HashEmbedder()))
+    ask = CliRunner().invoke(cli, ["ask", "De quoi parle le tramway ?", "--index", str(built),
+                                   "--embedder", "hash"])
+    assert ask.exit_code == 1 and "unexpected" not in ask.output, ask.output
+
+
 def _segment(index_dir: Path) -> Path:
     name = _live_snapshot(index_dir)["segments"][0]["name"]
     return index_dir / name
