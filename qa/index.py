@@ -1605,6 +1605,8 @@ def restore_snapshot(index_dir: Path, name: str, *, embedder: Embedder,
     name = name if name.endswith(".json") else f"{name}.json"
     if not _SNAPSHOT.fullmatch(name):
         raise QAError(f"{name!r} is not a snapshot name (snap-NNNNNN)")
+    if not (index_dir / name).is_file():  # before the lock, which would create the folder
+        raise IndexNotFoundError(f"no snapshot {name} in {index_dir}")
     with writer_lock(index_dir, wait=wait):
         if not (index_dir / name).is_file():
             raise IndexNotFoundError(f"no snapshot {name} in {index_dir}")

@@ -353,6 +353,15 @@ def test_a_damaged_current_names_the_repair_and_ask_does_not_rebuild(
     assert load_index(built, embedder=HashEmbedder()).generation == live.removesuffix(".json")
 
 
+def test_restore_into_a_folder_that_is_no_index_creates_nothing(tmp_path: Path) -> None:
+    """A mistyped --index: refused in one line, and no folder (with a LOCK) left behind."""
+    missing = tmp_path / "no-such-index"
+    out = CliRunner().invoke(cli, ["index", "--index", str(missing), "--embedder", "hash",
+                                   "--restore", "snap-000001"])
+    assert out.exit_code == 1 and "no snapshot snap-000001.json" in out.output, out.output
+    assert not missing.exists()
+
+
 def test_rebuild_with_a_named_corpus_repairs_a_damaged_current(built: Path) -> None:
     (built / CURRENT).write_text("snap-999999.json\n")
     refused = CliRunner().invoke(cli, ["index", "--index", str(built), "--embedder", "hash"])
