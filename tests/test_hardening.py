@@ -700,3 +700,28 @@ def test_a_wall_clock_timeout_is_not_remembered(
     assert "wall-clock limit" in report.skipped[0].reason
     record = json.loads((ix / _snapshots(ix)[-1]).read_text())["skip_records"]
     assert "a-tree.pdf" not in record
+
+
+def test_a_parser_killed_from_outside_is_not_remembered(tmp_path: Path) -> None:
+    """SIGKILL comes from outside the worker (the kernel's out-of-memory killer on a busy
+    machine, an operator), never from its own limits (those end it with SIGXCPU, or SIGABRT
+    or a MemoryError at the address-space cap): the file is skipped this time, not hidden
+    until it changes."""
+    import signal
+
+    from qa.documents.cage import ParsePool
+
+    corpus = _good_corpus(tmp_path / "c")
+    page_tree_pdf(corpus / "a-tree.pdf")  # ~10 s of CPU: time to kill it
+    pool = ParsePool(ParseLimits(cpu_seconds=60, workers=1))
+
+    def kill_soon() -> None:
+        time.sleep(1.0)
+        os.kill(pool._workers[0].process.pid, signal.SIGKILL)
+
+    try:
+        threading.Thread(target=kill_soon, daemon=True).start()
+        [outcome] = list(pool.map([("a-tree.pdf", corpus / "a-tree.pdf")], corpus))
+    finally:
+        pool.close()
+    assert outcome[0] == "retry" and "SIGKILL" in outcome[1], outcome
