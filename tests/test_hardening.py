@@ -312,6 +312,27 @@ def test_the_watcher_outlives_any_commit(served: tuple[TestClient, Path],
         thread.join(5)
 
 
+def test_a_reindex_that_serves_the_latest_commit_clears_the_reload_error(
+    served: tuple[TestClient, Path]
+) -> None:
+    """/healthz's last_reload_error says why the latest commit is not served: once POST
+    /index has committed and swapped in the latest one, it no longer holds."""
+    c, index_dir = served
+    auth = {"Authorization": f"Bearer {KEY}"}
+    serving = c.app.state.holder.index.generation  # type: ignore[attr-defined]
+    _commit(index_dir, "snap-900000.json", "{not json")
+    assert c.post("/reload", headers=auth).status_code == 503
+    assert c.get("/healthz").json()["last_reload_error"]
+    (index_dir / "snap-900000.json").unlink()  # the operator restores the last good one
+    (index_dir / CURRENT).write_text(f"{serving}.json\n")
+    (index_dir.parent / "corpus" / "new.txt").write_text("Un nouveau document.", "utf-8")
+    r = c.post("/index", headers=auth)
+    assert r.status_code == 200, r.text
+    health = c.get("/healthz").json()
+    assert health["generation"] == r.json()["generation"] != serving
+    assert health["last_reload_error"] is None
+
+
 def test_reload_needs_the_key(served: tuple[TestClient, Path]) -> None:
     c, _ = served
     assert c.post("/reload").status_code == 401
