@@ -268,7 +268,7 @@ def _read_snapshot(index_dir: Path, name: str) -> dict[str, Any]:
 
 
 def snapshot_problem(manifest: dict[str, Any]) -> str | None:
-    """What makes a format-2 snapshot unusable (schema, types, segment names that would
+    """What makes a snapshot of this format unusable (schema, types, segment names that would
     leave the index folder), or None."""
     segments = manifest.get("segments")
     if not isinstance(segments, list):

@@ -274,8 +274,9 @@ def file_digest(path: Path, root: Path) -> str | None:
 
 class CorpusReader:
     """A corpus folder, walked once: the files qa reads (`listing`), those skipped while
-    walking, and per-format statistics. `read` parses the files asked for, one at a time,
-    so that an incremental build reads only what changed and holds one batch in memory."""
+    walking, and per-format statistics. `read` parses the files asked for (in the cage's
+    worker pool, yielded in order as they come), so that an incremental build reads only
+    what changed and holds one batch in memory."""
 
     def __init__(self, corpus_dir: Path, *, limits: ParseLimits | None = None) -> None:
         corpus_dir = Path(corpus_dir)
