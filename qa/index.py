@@ -195,13 +195,30 @@ def _live_name(index_dir: Path) -> str | None:
     return _current(index_dir)[0]
 
 
+# The last answer of newest_intact_snapshot, by the folder's entries and its snapshots' stat:
+# a server watching a damaged CURRENT asks every tick, and each answer parses snapshots.
+_INTACT: list[tuple[tuple[Any, ...], str | None]] = []
+
+
 def newest_intact_snapshot(index_dir: Path, *, dim: int | None = None) -> str | None:
     """The newest snapshot that reads, validates and whose segments are all present."""
     try:
-        names = sorted((p.name for p in Path(index_dir).iterdir()
-                        if _SNAPSHOT.fullmatch(p.name)), reverse=True)
+        entries = sorted(Path(index_dir).iterdir())
+        names = sorted((p.name for p in entries if _SNAPSHOT.fullmatch(p.name)), reverse=True)
+        key = (str(Path(index_dir).resolve()), tuple(p.name for p in entries),
+               tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in
+                     (Path(index_dir, n).lstat() for n in names)))
     except OSError:
         return None
+    cached = _INTACT[0] if _INTACT else None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found = _newest_intact(Path(index_dir), names)
+    _INTACT[:] = [(key, found)]
+    return found
+
+
+def _newest_intact(index_dir: Path, names: list[str]) -> str | None:
     for name in names:
         try:
             manifest = _read_snapshot(index_dir, name)

@@ -383,6 +383,34 @@ def test_restore_into_a_folder_that_is_no_index_creates_nothing(tmp_path: Path) 
     assert not missing.exists()
 
 
+def test_a_watcher_facing_a_damaged_current_does_not_reread_every_snapshot_each_tick(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Naming the repair reads every snapshot (tens of MB each at 50k documents); a server
+    watching a damaged CURRENT asks each tick, and would parse them all again every time,
+    in the process that answers /ask. Unchanged snapshots are not read again."""
+    import qa.index as index_mod
+
+    reads: list[str] = []
+    real = index_mod._read_snapshot
+
+    def counting(index_dir: Path, name: str) -> dict[str, Any]:
+        reads.append(name)
+        return real(index_dir, name)
+
+    monkeypatch.setattr(index_mod, "_read_snapshot", counting)
+    (built / CURRENT).write_text("snap-999999.json\n")
+    for _ in range(3):
+        with pytest.raises(IndexDamagedError, match="--restore"):
+            index_mod.live_generation(built, strict=True)
+    assert len(reads) == 1, reads
+    newest = _snapshots(built)[-1]
+    (built / newest).write_text("{not json")  # a snapshot changed: looked at again
+    with pytest.raises(IndexDamagedError, match=f"--restore {_snapshots(built)[-2][:-5]}"):
+        index_mod.live_generation(built, strict=True)
+    assert len(reads) == 3, reads
+
+
 def test_rebuild_with_a_named_corpus_repairs_a_damaged_current(built: Path) -> None:
     (built / CURRENT).write_text("snap-999999.json\n")
     refused = CliRunner().invoke(cli, ["index", "--index", str(built), "--embedder", "hash"])
