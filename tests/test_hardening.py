@@ -4,6 +4,7 @@ none, and tests for the bugs the suite let through. Each test failed before its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -555,6 +556,43 @@ def test_a_dripping_server_meets_the_total_deadline() -> None:
     with pytest.raises(QAError, match="took more than 1 s"):
         client.answer("Qui ?", 3)
     assert time.monotonic() - started < 3
+
+
+def test_a_server_dripping_its_headers_meets_the_total_deadline() -> None:
+    """The deadline covered the body only: a server sending its status line and then one
+    header byte every 0.2 s (each read well within httpx's per-read timeout) held `qa eval
+    --url` until h11's header cap, hours later. A real socket, not a mock transport, and
+    the client still works for the next request."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+        with contextlib.suppress(OSError):
+            while True:
+                time.sleep(0.2)
+                conn.sendall(b"a")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = ev.ServiceClient(f"http://127.0.0.1:{port}", timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(QAError, match="took more than 1 s"):
+            client.answer("Qui ?", 3)
+        assert time.monotonic() - started < 4
+        srv.close()
+        with pytest.raises(QAError, match="cannot reach"):  # usable: a new connection
+            client.answer("Qui ?", 3)
+    finally:
+        client.close()
+        srv.close()
 
 
 def test_deep_json_is_refused_by_name() -> None:
