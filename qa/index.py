@@ -1593,6 +1593,10 @@ def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
                 continue
             if hashlib.sha256(doc.text.encode("utf-8")).hexdigest() != doc.sha256:
                 problems.append(f"{doc_id}: text does not match its sha256")
+            recorded = index.manifest["documents"][doc_id].get("length")
+            if recorded is not None and recorded != len(doc.text):  # what offsets were
+                problems.append(f"{doc_id}: the snapshot's length {recorded} is not its "
+                                f"text's ({len(doc.text)})")  # checked against at load
             problem = _blocks_problem(doc)
             if problem is not None:
                 problems.append(f"{doc_id}: {problem}")

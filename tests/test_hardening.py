@@ -484,6 +484,22 @@ def test_impossible_offsets_are_refused_and_checked(built: Path) -> None:
     assert any("past its document" in p for p in verify_index(built, embedder=HashEmbedder()))
 
 
+def test_check_finds_offsets_hidden_behind_a_forged_length(built: Path) -> None:
+    """Offsets are checked against each document's `length` in the snapshot: a snapshot
+    claiming a longer text let a chunk end past the real text (a cut citation) while
+    --check said healthy. --check compares the length with the stored text."""
+    seg = _segment(built)
+    chunks = np.load(seg / "chunks.npy")
+    chunks[0, 2] += 50
+    np.save(seg / "chunks.npy", chunks)
+    live = _live_snapshot(built)
+    for info in live["documents"].values():
+        info["length"] = 10**6
+    (built / (built / CURRENT).read_text().strip()).write_text(json.dumps(live))
+    problems = verify_index(built, embedder=HashEmbedder())
+    assert any("length" in p for p in problems), problems
+
+
 def test_check_finds_a_garbage_vocabulary(built: Path) -> None:
     seg = _segment(built)
     terms = np.load(seg / "lex_terms.npy")
