@@ -199,6 +199,20 @@ def test_a_skipped_file_is_parsed_once_until_it_changes(
     assert counted == ["bad.html"] and report.skipped == []
 
 
+def test_a_rebuild_parses_remembered_skips_again(
+    tmp_path: Path, counted: list[str], fake_embedder: Embedder
+) -> None:
+    """--rebuild starts from nothing: skip records included (no test held it)."""
+    corpus = _good_corpus(tmp_path / "c")
+    random_html(corpus / "bad.html")
+    ix, limits = tmp_path / "ix", ParseLimits(workers=0)
+    build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits)
+    counted.clear()
+    report = build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits, rebuild=True)
+    assert sorted(counted) == ["bad.html", "good.txt"]
+    assert "unchanged since" not in report.skipped[0].reason
+
+
 def test_qa_index_retry_skipped(tmp_path: Path) -> None:
     corpus = _good_corpus(tmp_path / "c")
     random_html(corpus / "bad.html")
