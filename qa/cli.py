@@ -224,7 +224,8 @@ def index_cmd(
                 s.corpus, s.index, embedder=emb, workers=workers or 2,
                 address=None if ray_address == "local" else ray_address,
                 chunk_size=s.chunk_size, chunk_overlap=s.chunk_overlap, progress=progress,
-                optimize=optimize, rebuild=rebuild, wait=wait)
+                optimize=optimize, rebuild=rebuild, wait=wait,
+                parse_limits=s.parse_limits(), retry_skipped=retry_skipped)
         _print_report(report)
         return
     with progress_bar("indexing") as progress:

@@ -58,6 +58,7 @@ from qa.documents import (
     current_parser,
 )
 from qa.documents.corpus import file_digest, read_pieces
+from qa.documents.model import BLOCK_KINDS
 from qa.embedding import Embedder, make_embedder
 from qa.errors import (
     CorpusError,
@@ -187,13 +188,30 @@ def _live_name(index_dir: Path) -> str | None:
     return _current(index_dir)[0]
 
 
+# The last answer of newest_intact_snapshot, by the folder's entries and its snapshots' stat:
+# a server watching a damaged CURRENT asks every tick, and each answer parses snapshots.
+_INTACT: list[tuple[tuple[Any, ...], str | None]] = []
+
+
 def newest_intact_snapshot(index_dir: Path, *, dim: int | None = None) -> str | None:
     """The newest snapshot that reads, validates and whose segments are all present."""
     try:
-        names = sorted((p.name for p in Path(index_dir).iterdir()
-                        if _SNAPSHOT.fullmatch(p.name)), reverse=True)
+        entries = sorted(Path(index_dir).iterdir())
+        names = sorted((p.name for p in entries if _SNAPSHOT.fullmatch(p.name)), reverse=True)
+        key = (str(Path(index_dir).resolve()), tuple(p.name for p in entries),
+               tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in
+                     (Path(index_dir, n).lstat() for n in names)))
     except OSError:
         return None
+    cached = _INTACT[0] if _INTACT else None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found = _newest_intact(Path(index_dir), names)
+    _INTACT[:] = [(key, found)]
+    return found
+
+
+def _newest_intact(index_dir: Path, names: list[str]) -> str | None:
     for name in names:
         try:
             manifest = _read_snapshot(index_dir, name)
@@ -260,7 +278,7 @@ def _read_snapshot(index_dir: Path, name: str) -> dict[str, Any]:
 
 
 def snapshot_problem(manifest: dict[str, Any]) -> str | None:
-    """What makes a format-2 snapshot unusable (schema, types, segment names that would
+    """What makes a snapshot of this format unusable (schema, types, segment names that would
     leave the index folder), or None."""
     segments = manifest.get("segments")
     if not isinstance(segments, list):
@@ -303,7 +321,10 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
         if problem is not None:
             raise _damaged_current(index_dir, problem)
         raise IndexNotFoundError(f"no index at {index_dir}; run `qa index` to build it")
-    return _read_snapshot(index_dir, name)
+    try:
+        return _read_snapshot(index_dir, name)
+    except IndexMismatchError as exc:  # unreadable or invalid: named with its repair
+        raise _damaged_current(index_dir, f"{name} is invalid: {exc}") from None
 
 
 def check_manifest(
@@ -701,6 +722,11 @@ def _open_segments(index_dir: Path, manifest: dict[str, Any], dim: int) -> list[
             deleted = frozenset(int(n) for n in entry.get("deleted", []))
             if any(n >= len(seg.doc_ids) for n in deleted):
                 raise IndexMismatchError(f"{seg.name} deletes a document it does not hold")
+            named = {n for _, n, _ in by_seg.get(seg.name, [])}
+            for n, doc_id in enumerate(seg.doc_ids):
+                if n not in named and n not in deleted:  # it would be retrieved, not found
+                    raise IndexMismatchError(f"document {str(doc_id)[:80]!r} of {seg.name} is "
+                                             "neither in the snapshot nor deleted")
             alive = None
             if deleted and len(seg.chunks):
                 dead = np.zeros(len(seg.doc_ids), dtype=bool)
@@ -1001,6 +1027,13 @@ def _live_for_update(
         return None, None, {}
     try:
         manifest = _read_snapshot(index_dir, name)
+    except IndexMismatchError as exc:
+        if not rebuild:  # as for a missing snapshot: restore it rather than re-embed all
+            raise _damaged_current(index_dir, f"{name} is invalid: {exc}") from None
+        return name, None, {}
+    except OSError:
+        return name, None, {}
+    try:
         hashes = {d: str(info["sha256"]) for d, info in manifest["documents"].items()}
     except (QAError, OSError, KeyError, TypeError, AttributeError):
         return name, None, {}
@@ -1553,9 +1586,29 @@ def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
                 continue
             if hashlib.sha256(doc.text.encode("utf-8")).hexdigest() != doc.sha256:
                 problems.append(f"{doc_id}: text does not match its sha256")
+            recorded = index.manifest["documents"][doc_id].get("length")
+            if recorded is not None and recorded != len(doc.text):  # what offsets were
+                problems.append(f"{doc_id}: the snapshot's length {recorded} is not its "
+                                f"text's ({len(doc.text)})")  # checked against at load
+            problem = _blocks_problem(doc)
+            if problem is not None:
+                problems.append(f"{doc_id}: {problem}")
     finally:
         index.close()
     return problems
+
+
+def _blocks_problem(doc: Document) -> str | None:
+    """What is wrong with a document's blocks (offsets outside its text, out of order or
+    overlapping, an unknown kind), or None."""
+    at = 0
+    for b in doc.blocks:
+        if not (at <= b.start <= b.end <= len(doc.text)):
+            return f"a block at {b.start}-{b.end} is outside its text or overlaps another"
+        if b.kind not in BLOCK_KINDS:
+            return f"a block has the unknown kind {b.kind[:40]!r}"
+        at = b.end
+    return None
 
 
 def restore_snapshot(index_dir: Path, name: str, *, embedder: Embedder,
@@ -1566,6 +1619,8 @@ def restore_snapshot(index_dir: Path, name: str, *, embedder: Embedder,
     name = name if name.endswith(".json") else f"{name}.json"
     if not _SNAPSHOT.fullmatch(name):
         raise QAError(f"{name!r} is not a snapshot name (snap-NNNNNN)")
+    if not (index_dir / name).is_file():  # before the lock, which would create the folder
+        raise IndexNotFoundError(f"no snapshot {name} in {index_dir}")
     with writer_lock(index_dir, wait=wait):
         if not (index_dir / name).is_file():
             raise IndexNotFoundError(f"no snapshot {name} in {index_dir}")

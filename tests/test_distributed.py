@@ -98,6 +98,31 @@ def test_cli_ray_build_skips_an_unreadable_file_like_a_local_build(
     assert read_manifest(tmp_path / "ray")["skipped"] == ["broken.pdf"]
 
 
+def test_cli_ray_build_keeps_retry_skipped_and_the_parse_limits(
+    tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`qa index --ray --retry-skipped --parse-cpu-seconds 5` builds as a local build with
+    the same options (before: both were silently dropped, a remembered skip stayed hidden)."""
+    import qa.distributed as distributed
+    from qa.documents import ParseLimits
+
+    seen: dict[str, Any] = {}
+
+    def fake_ray_build(corpus: Path, index: Path, *, embedder: Embedder, address: Any,
+                       workers: int, **options: Any) -> Any:
+        seen.update(options)
+        return build_index(corpus, index, embedder=embedder, **options)
+
+    monkeypatch.setattr(distributed, "import_ray", lambda: None)
+    monkeypatch.setattr(distributed, "ray_build_index", fake_ray_build)
+    out = CliRunner().invoke(cli, ["index", "--ray", "--retry-skipped", "--parse-cpu-seconds",
+                                   "5", "--corpus", str(corpus_dir), "--index",
+                                   str(tmp_path / "ix"), "--embedder", "hash"])
+    assert out.exit_code == 0, out.output
+    assert seen["retry_skipped"] is True
+    assert seen["parse_limits"] == ParseLimits(cpu_seconds=5)
+
+
 def test_without_ray_the_cli_says_how_to_install_it(
     tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

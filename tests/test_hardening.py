@@ -4,6 +4,7 @@ none, and tests for the bugs the suite let through. Each test failed before its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -198,6 +199,20 @@ def test_a_skipped_file_is_parsed_once_until_it_changes(
     assert counted == ["bad.html"] and report.skipped == []
 
 
+def test_a_rebuild_parses_remembered_skips_again(
+    tmp_path: Path, counted: list[str], fake_embedder: Embedder
+) -> None:
+    """--rebuild starts from nothing: skip records included (no test held it)."""
+    corpus = _good_corpus(tmp_path / "c")
+    random_html(corpus / "bad.html")
+    ix, limits = tmp_path / "ix", ParseLimits(workers=0)
+    build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits)
+    counted.clear()
+    report = build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits, rebuild=True)
+    assert sorted(counted) == ["bad.html", "good.txt"]
+    assert "unchanged since" not in report.skipped[0].reason
+
+
 def test_qa_index_retry_skipped(tmp_path: Path) -> None:
     corpus = _good_corpus(tmp_path / "c")
     random_html(corpus / "bad.html")
@@ -312,6 +327,27 @@ def test_the_watcher_outlives_any_commit(served: tuple[TestClient, Path],
         thread.join(5)
 
 
+def test_a_reindex_that_serves_the_latest_commit_clears_the_reload_error(
+    served: tuple[TestClient, Path]
+) -> None:
+    """/healthz's last_reload_error says why the latest commit is not served: once POST
+    /index has committed and swapped in the latest one, it no longer holds."""
+    c, index_dir = served
+    auth = {"Authorization": f"Bearer {KEY}"}
+    serving = c.app.state.holder.index.generation  # type: ignore[attr-defined]
+    _commit(index_dir, "snap-900000.json", "{not json")
+    assert c.post("/reload", headers=auth).status_code == 503
+    assert c.get("/healthz").json()["last_reload_error"]
+    (index_dir / "snap-900000.json").unlink()  # the operator restores the last good one
+    (index_dir / CURRENT).write_text(f"{serving}.json\n")
+    (index_dir.parent / "corpus" / "new.txt").write_text("Un nouveau document.", "utf-8")
+    r = c.post("/index", headers=auth)
+    assert r.status_code == 200, r.text
+    health = c.get("/healthz").json()
+    assert health["generation"] == r.json()["generation"] != serving
+    assert health["last_reload_error"] is None
+
+
 def test_reload_needs_the_key(served: tuple[TestClient, Path]) -> None:
     c, _ = served
     assert c.post("/reload").status_code == 401
@@ -353,6 +389,43 @@ def test_a_damaged_current_names_the_repair_and_ask_does_not_rebuild(
     assert load_index(built, embedder=HashEmbedder()).generation == live.removesuffix(".json")
 
 
+def test_restore_into_a_folder_that_is_no_index_creates_nothing(tmp_path: Path) -> None:
+    """A mistyped --index: refused in one line, and no folder (with a LOCK) left behind."""
+    missing = tmp_path / "no-such-index"
+    out = CliRunner().invoke(cli, ["index", "--index", str(missing), "--embedder", "hash",
+                                   "--restore", "snap-000001"])
+    assert out.exit_code == 1 and "no snapshot snap-000001.json" in out.output, out.output
+    assert not missing.exists()
+
+
+def test_a_watcher_facing_a_damaged_current_does_not_reread_every_snapshot_each_tick(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Naming the repair reads every snapshot (tens of MB each at 50k documents); a server
+    watching a damaged CURRENT asks each tick, and would parse them all again every time,
+    in the process that answers /ask. Unchanged snapshots are not read again."""
+    import qa.index as index_mod
+
+    reads: list[str] = []
+    real = index_mod._read_snapshot
+
+    def counting(index_dir: Path, name: str) -> dict[str, Any]:
+        reads.append(name)
+        return real(index_dir, name)
+
+    monkeypatch.setattr(index_mod, "_read_snapshot", counting)
+    (built / CURRENT).write_text("snap-999999.json\n")
+    for _ in range(3):
+        with pytest.raises(IndexDamagedError, match="--restore"):
+            index_mod.live_generation(built, strict=True)
+    assert len(reads) == 1, reads
+    newest = _snapshots(built)[-1]
+    (built / newest).write_text("{not json")  # a snapshot changed: looked at again
+    with pytest.raises(IndexDamagedError, match=f"--restore {_snapshots(built)[-2][:-5]}"):
+        index_mod.live_generation(built, strict=True)
+    assert len(reads) == 3, reads
+
+
 def test_rebuild_with_a_named_corpus_repairs_a_damaged_current(built: Path) -> None:
     (built / CURRENT).write_text("snap-999999.json\n")
     refused = CliRunner().invoke(cli, ["index", "--index", str(built), "--embedder", "hash"])
@@ -371,6 +444,45 @@ def test_a_current_naming_an_invalid_snapshot_names_the_previous_one(built: Path
         load_index(built, embedder=HashEmbedder())
 
 
+@pytest.mark.parametrize("content", [
+    json.dumps({"format_version": FORMAT_VERSION, "documents": None}), "{not json"])
+def test_an_invalid_live_snapshot_is_named_with_its_repair_by_ask_and_index(
+    built: Path, content: str
+) -> None:
+    """Like a CURRENT naming a missing snapshot: `qa ask` (which reads the manifest for the
+    corpus first) names the repair, and `qa index` neither re-embeds the whole corpus
+    silently nor forgets the skip records; --rebuild still repairs."""
+    snaps = _snapshots(built)
+    (built / snaps[-1]).write_text(content)
+    previous = snaps[-2].removesuffix(".json")
+    before = sorted(p.name for p in built.iterdir())
+    ask = CliRunner().invoke(cli, ["ask", "Qui a voté le budget ?", "--index", str(built),
+                                   "--embedder", "hash"])
+    assert ask.exit_code == 1 and f"--restore {previous}" in ask.output, ask.output
+    index = CliRunner().invoke(cli, ["index", "--index", str(built), "--corpus",
+                                     str(built.parent / "c"), "--embedder", "hash"])
+    assert index.exit_code == 1 and f"--restore {previous}" in index.output, index.output
+    assert sorted(p.name for p in built.iterdir()) == before  # nothing rebuilt
+    out = CliRunner().invoke(cli, ["index", "--rebuild", "--index", str(built), "--corpus",
+                                   str(built.parent / "c"), "--embedder", "hash"])
+    assert out.exit_code == 0, out.output
+
+
+def test_a_snapshot_that_forgets_a_live_document_is_refused(built: Path) -> None:
+    """A document its segment holds, neither in the snapshot's documents nor deleted, would
+    be retrieved and then not found: `qa ask` failed with "unexpected KeyError" (a 500 over
+    HTTP) while --check said healthy."""
+    live = _live_snapshot(built)
+    del live["documents"]["b.txt"]
+    (built / (built / CURRENT).read_text().strip()).write_text(json.dumps(live))
+    with pytest.raises(IndexMismatchError, match=r"b\.txt"):
+        load_index(built, embedder=HashEmbedder())
+    assert any("b.txt" in p for p in verify_index(built, embedder=HashEmbedder()))
+    ask = CliRunner().invoke(cli, ["ask", "De quoi parle le tramway ?", "--index", str(built),
+                                   "--embedder", "hash"])
+    assert ask.exit_code == 1 and "unexpected" not in ask.output, ask.output
+
+
 def _segment(index_dir: Path) -> Path:
     name = _live_snapshot(index_dir)["segments"][0]["name"]
     return index_dir / name
@@ -386,6 +498,22 @@ def test_impossible_offsets_are_refused_and_checked(built: Path) -> None:
     assert any("past its document" in p for p in verify_index(built, embedder=HashEmbedder()))
 
 
+def test_check_finds_offsets_hidden_behind_a_forged_length(built: Path) -> None:
+    """Offsets are checked against each document's `length` in the snapshot: a snapshot
+    claiming a longer text let a chunk end past the real text (a cut citation) while
+    --check said healthy. --check compares the length with the stored text."""
+    seg = _segment(built)
+    chunks = np.load(seg / "chunks.npy")
+    chunks[0, 2] += 50
+    np.save(seg / "chunks.npy", chunks)
+    live = _live_snapshot(built)
+    for info in live["documents"].values():
+        info["length"] = 10**6
+    (built / (built / CURRENT).read_text().strip()).write_text(json.dumps(live))
+    problems = verify_index(built, embedder=HashEmbedder())
+    assert any("length" in p for p in problems), problems
+
+
 def test_check_finds_a_garbage_vocabulary(built: Path) -> None:
     seg = _segment(built)
     terms = np.load(seg / "lex_terms.npy")
@@ -396,6 +524,33 @@ def test_check_finds_a_garbage_vocabulary(built: Path) -> None:
     (seg / "words.txt").write_bytes(words.replace(b"\n", b"\nx", 1)[: len(words)])
     problems = verify_index(built, embedder=HashEmbedder())
     assert any("word" in p for p in problems)
+
+
+@pytest.mark.parametrize(("row", "problem"), [
+    ('[[0, 99, "paragraph", 0, 0]]', "block"),  # a block ending past its text
+    ('[[0, 72, "paragraph", 0, 7]]', "unreadable"),  # a heading path that is not there
+])
+def test_check_finds_impossible_blocks_and_ask_names_them(
+    built: Path, row: str, problem: str
+) -> None:
+    """Blocks give every citation its section: a damaged one is found by --check (before,
+    "healthy", or a traceback), and one that cannot be decoded fails `qa ask` with one line
+    naming the repair (before, a traceback)."""
+    seg = _segment(built)
+    docs = (seg / "docs.jsonl").read_bytes()
+    good = b'[[0, 72, "paragraph", 0, 0]]'
+    assert good in docs and len(row) == len(good)
+    (seg / "docs.jsonl").write_bytes(docs.replace(good, row.encode(), 1))
+    problems = verify_index(built, embedder=HashEmbedder())
+    assert any(problem in p and "good.txt" in p for p in problems), problems
+    out = CliRunner().invoke(cli, ["index", "--check", "--index", str(built),
+                                   "--embedder", "hash"])
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    if problem == "unreadable":
+        ask = CliRunner().invoke(cli, ["ask", "Qui a voté le budget des écoles ?",
+                                       "--index", str(built), "--embedder", "hash"])
+        assert isinstance(ask.exception, SystemExit) and ask.exit_code == 1, ask.output
+        assert "docs.jsonl is damaged" in ask.output
 
 
 def test_check_says_healthy_for_a_good_index(built: Path) -> None:
@@ -431,6 +586,43 @@ def test_a_dripping_server_meets_the_total_deadline() -> None:
     with pytest.raises(QAError, match="took more than 1 s"):
         client.answer("Qui ?", 3)
     assert time.monotonic() - started < 3
+
+
+def test_a_server_dripping_its_headers_meets_the_total_deadline() -> None:
+    """The deadline covered the body only: a server sending its status line and then one
+    header byte every 0.2 s (each read well within httpx's per-read timeout) held `qa eval
+    --url` until h11's header cap, hours later. A real socket, not a mock transport, and
+    the client still works for the next request."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+        with contextlib.suppress(OSError):
+            while True:
+                time.sleep(0.2)
+                conn.sendall(b"a")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = ev.ServiceClient(f"http://127.0.0.1:{port}", timeout=1.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(QAError, match="took more than 1 s"):
+            client.answer("Qui ?", 3)
+        assert time.monotonic() - started < 4
+        srv.close()
+        with pytest.raises(QAError, match="cannot reach"):  # usable: a new connection
+            client.answer("Qui ?", 3)
+    finally:
+        client.close()
+        srv.close()
 
 
 def test_deep_json_is_refused_by_name() -> None:
@@ -580,3 +772,73 @@ def test_the_page_inserts_server_text_as_text_never_as_html() -> None:
                  "createContextualFragment", "DOMParser", "srcdoc", "eval(", "Function("):
         assert sink not in code, sink
     assert re.search(r'if \(name === "text"\) node\.textContent = value;', code)
+
+
+def test_a_file_that_could_not_be_read_this_time_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: Embedder
+) -> None:
+    """An I/O error (permissions fixed by chmod, which leaves size and mtime as they were) is
+    not the file's content: it is skipped, and read by the next build, not hidden until it
+    changes."""
+    corpus = _good_corpus(tmp_path / "c")
+    (corpus / "later.txt").write_text("Un document illisible une première fois.", "utf-8")
+    ix, limits = tmp_path / "ix", ParseLimits(workers=0)
+    real = corpus_mod._open_inside
+
+    def denied(path: Path, root: Path) -> int:
+        if path.name == "later.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(path, root)
+
+    monkeypatch.setattr(corpus_mod, "_open_inside", denied)
+    report = build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits)
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        ("later.txt", "unreadable (Permission denied)")]
+    monkeypatch.setattr(corpus_mod, "_open_inside", real)
+    report = build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits)
+    assert report.skipped == [] and report.added == 1
+
+
+def test_a_wall_clock_timeout_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: Embedder
+) -> None:
+    """The wall-clock deadline measures the machine's load as much as the file (the CPU
+    limit is the file's measure): a file past it is skipped, and parsed again next build."""
+    from qa.documents import cage
+
+    corpus = _good_corpus(tmp_path / "c")
+    page_tree_pdf(corpus / "a-tree.pdf")
+    ix = tmp_path / "ix"
+    monkeypatch.setattr(cage, "WALL_FACTOR", 0.0)
+    monkeypatch.setattr(cage, "WALL_EXTRA_SECONDS", 0.5)
+    limits = ParseLimits(cpu_seconds=15, workers=1)  # wall clock 0.5 s; ~10 s of CPU needed
+    report = build_index(corpus, ix, embedder=fake_embedder, parse_limits=limits)
+    assert [s.path for s in report.skipped] == ["a-tree.pdf"]
+    assert "wall-clock limit" in report.skipped[0].reason
+    record = json.loads((ix / _snapshots(ix)[-1]).read_text())["skip_records"]
+    assert "a-tree.pdf" not in record
+
+
+def test_a_parser_killed_from_outside_is_not_remembered(tmp_path: Path) -> None:
+    """SIGKILL comes from outside the worker (the kernel's out-of-memory killer on a busy
+    machine, an operator), never from its own limits (those end it with SIGXCPU, or SIGABRT
+    or a MemoryError at the address-space cap): the file is skipped this time, not hidden
+    until it changes."""
+    import signal
+
+    from qa.documents.cage import ParsePool
+
+    corpus = _good_corpus(tmp_path / "c")
+    page_tree_pdf(corpus / "a-tree.pdf")  # ~10 s of CPU: time to kill it
+    pool = ParsePool(ParseLimits(cpu_seconds=60, workers=1))
+
+    def kill_soon() -> None:
+        time.sleep(1.0)
+        os.kill(pool._workers[0].process.pid, signal.SIGKILL)
+
+    try:
+        threading.Thread(target=kill_soon, daemon=True).start()
+        [outcome] = list(pool.map([("a-tree.pdf", corpus / "a-tree.pdf")], corpus))
+    finally:
+        pool.close()
+    assert outcome[0] == "retry" and "SIGKILL" in outcome[1], outcome

@@ -90,3 +90,27 @@ def test_a_format_that_cannot_be_read_is_one_line_in_the_summary(tmp_path: Path)
     assert f"warning: no html file could be read (4 skipped): {_FIX}" in lines
     assert not any(line.startswith("warning: skipped page") for line in lines), lines
     assert "  text: 1 read, 0 skipped" in lines
+
+
+def test_a_missing_library_is_not_remembered_as_a_skip(tmp_path: Path) -> None:
+    """Installing the library is the fix: the next build reads the files, without
+    --retry-skipped (they are not recorded as skipped files)."""
+    import json
+
+    from qa.embedding import HashEmbedder
+    from qa.index import CURRENT, build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "page.html").write_text(
+        "<html><body><article><p>Une page de la documentation, assez longue pour compter "
+        "comme un article.</p></article></body></html>", encoding="utf-8")
+    (corpus / "note.txt").write_text("Une note en texte brut sur Vladivostok.", encoding="utf-8")
+    ix = tmp_path / "ix"
+    done = _run("from qa.cli import main\nmain()", "index", "--corpus", str(corpus),
+                "--index", str(ix), "--embedder", "hash", cwd=tmp_path)
+    assert done.returncode == 0 and "no html file could be read" in done.stderr, done.stderr
+    snapshot = json.loads((ix / (ix / CURRENT).read_text().strip()).read_text())
+    assert snapshot["skipped"] == ["page.html"] and snapshot["skip_records"] == {}
+    report = build_index(corpus, ix, embedder=HashEmbedder())  # the library imports here
+    assert report.skipped == [] and report.added == 1

@@ -127,6 +127,7 @@ class IndexHolder:
             if not (report.up_to_date and live is not None
                     and live.generation == report.generation):
                 self.set(load_index(settings.index, embedder=embedder))
+            self.last_reload_error = None  # the latest commit (this build's) is served
             return report
         finally:
             self._reindexing.release()

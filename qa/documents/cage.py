@@ -56,7 +56,8 @@ class ParseLimits:
         return self.cpu_seconds * WALL_FACTOR + WALL_EXTRA_SECONDS
 
 
-# What a worker sends back: ("ok", Document, warnings, seconds) or ("skip", reason, seconds).
+# What a worker sends back: ("ok", Document, warnings, seconds) or ("skip", reason, seconds)
+# ("missing" and "retry" in place of "skip": see qa.documents.corpus.parse_outcome).
 Outcome = tuple[Any, ...]
 
 
@@ -141,6 +142,9 @@ def _death_reason(exitcode: int | None, limits: ParseLimits) -> str:
     if exitcode == -signal.SIGXCPU:
         return (f"the parser exceeded its CPU-time limit ({limits.cpu_seconds:g} s per file; "
                 "QA_PARSE_CPU_SECONDS)")
+    if exitcode == -signal.SIGKILL:
+        return ("the parser process was killed from outside (SIGKILL: the system's "
+                "out-of-memory killer?); the next build tries the file again")
     name = signal.Signals(-exitcode).name if exitcode and exitcode < 0 else f"exit {exitcode}"
     return (f"the parser process died ({name}), most likely at its address-space limit "
             f"({limits.memory_mb} MB; QA_PARSE_MEMORY_MB)")
@@ -219,11 +223,16 @@ class ParsePool:
             elapsed = time.monotonic() - started
             if w.process.sentinel in ready or w.conn in ready:
                 w.process.join(5)
-                results[position] = ("skip", _death_reason(w.process.exitcode, self.limits),
+                # SIGKILL comes from outside (the out-of-memory killer of a busy machine, an
+                # operator), never from the worker's own limits: not remembered as a skip.
+                kind = "retry" if w.process.exitcode == -signal.SIGKILL else "skip"
+                results[position] = (kind, _death_reason(w.process.exitcode, self.limits),
                                      elapsed)
                 self._replace(w)
             elif elapsed >= self.limits.wall_seconds:
-                results[position] = ("skip", "the parser exceeded its wall-clock limit "
+                # "retry": a wall clock measures the machine's load as much as the file (the
+                # CPU limit is the file's measure), so the skip is not remembered.
+                results[position] = ("retry", "the parser exceeded its wall-clock limit "
                                      f"({self.limits.wall_seconds:g} s per file)", elapsed)
                 self._replace(w)
 

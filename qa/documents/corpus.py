@@ -26,6 +26,7 @@ from qa.documents.parsers import (
     MAX_TEXT_CHARS,
     LibraryMissing,
     Parsed,
+    ReadFailed,
     SkipFile,
     format_of,
     parser_for,
@@ -200,15 +201,15 @@ def read_file(doc_id: str, path: Path, root: Path) -> tuple[Document, tuple[str,
     try:
         fd = _open_inside(path, root)
     except FileNotFoundError:
-        raise SkipFile("vanished while reading") from None
-    except OSError as exc:
-        raise SkipFile(f"unreadable ({exc.strerror})") from None
+        raise ReadFailed("vanished while reading") from None
+    except OSError as exc:  # permissions, a stale mount: fixed without touching the file
+        raise ReadFailed(f"unreadable ({exc.strerror})") from None
     try:
         if os.fstat(fd).st_size > MAX_FILE_BYTES:  # say so without reading it
             raise SkipFile(f"larger than the {MAX_FILE_BYTES // (1024 * 1024)} MB per-file limit")
         data = _read_capped(fd, MAX_FILE_BYTES)
     except OSError as exc:
-        raise SkipFile(f"unreadable ({exc.strerror})") from None
+        raise ReadFailed(f"unreadable ({exc.strerror})") from None
     finally:
         os.close(fd)
     if not data.strip():
@@ -229,8 +230,8 @@ def read_file(doc_id: str, path: Path, root: Path) -> tuple[Document, tuple[str,
 
 def parse_outcome(doc_id: str, path: Path, root: Path, *,
                   memory_mb: int | None = None) -> tuple[Any, ...]:
-    """read_file as a value: ("ok", Document, warnings, seconds), or ("skip" or "missing" (a
-    library that cannot be imported), reason, seconds).
+    """read_file as a value: ("ok", Document, warnings, seconds), or ("skip", "missing" (a
+    library that cannot be imported) or "retry" (not read this time: I/O), reason, seconds).
     What a cage worker sends back (the Document pickled whole, whatever its fields)."""
     fmt = format_of(path.suffix)
     started = time.perf_counter()
@@ -239,6 +240,8 @@ def parse_outcome(doc_id: str, path: Path, root: Path, *,
         return ("ok", doc, notes, time.perf_counter() - started)
     except LibraryMissing as exc:
         return ("missing", str(exc), time.perf_counter() - started)
+    except ReadFailed as exc:
+        return ("retry", str(exc), time.perf_counter() - started)
     except SkipFile as exc:
         reason = str(exc)
     except MemoryError:
@@ -270,8 +273,9 @@ def file_digest(path: Path, root: Path) -> str | None:
 
 class CorpusReader:
     """A corpus folder, walked once: the files qa reads (`listing`), those skipped while
-    walking, and per-format statistics. `read` parses the files asked for, one at a time,
-    so that an incremental build reads only what changed and holds one batch in memory."""
+    walking, and per-format statistics. `read` parses the files asked for (in the cage's
+    worker pool, yielded in order as they come), so that an incremental build reads only
+    what changed and holds one batch in memory."""
 
     def __init__(self, corpus_dir: Path, *, limits: ParseLimits | None = None) -> None:
         corpus_dir = Path(corpus_dir)
@@ -325,7 +329,7 @@ class CorpusReader:
                 reason = str(outcome[1])
                 if outcome[0] == "missing":  # the same for every file of the format, and
                     self._unreadable[fmt] = reason  # not remembered: installing it is the fix
-                else:
+                elif outcome[0] != "retry":  # an I/O error or a timeout: tried next build
                     self.failed[doc_id] = reason
                 self.skipped.append(SkippedFile(doc_id, reason))
                 self._stats[fmt]["skipped"] += 1

@@ -32,6 +32,11 @@ class LibraryMissing(SkipFile):
     """A library the parser needs cannot be imported: no file of its format can be read."""
 
 
+class ReadFailed(SkipFile):
+    """The file could not be read this time (an I/O error, a timeout): its content is not
+    the cause, so the skip is not remembered and the next build tries it again."""
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A parser's result. `text` is what offsets index; `body_start` is where the content

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -72,8 +74,9 @@ class ServiceClient:
         headers = {"Accept-Encoding": "identity"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
-                                    transport=transport)
+        self._new_client = functools.partial(httpx.Client, base_url=self.url, headers=headers,
+                                             timeout=timeout, transport=transport)
+        self._client = self._new_client()
 
     def __enter__(self) -> ServiceClient:
         return self
@@ -85,6 +88,32 @@ class ServiceClient:
         self._client.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """_request_now under the total deadline. httpx's timeouts are per read, and the
+        deadline checks between body pieces come too late for a server that drips its
+        headers: the request runs in a thread, abandoned (its connection closed) at the
+        deadline."""
+        outcome: list[tuple[bool, Any]] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, self._request_now(method, path, **kwargs)))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=run, name="qa-eval-request", daemon=True)
+        worker.start()
+        worker.join(self.timeout + 1.0)
+        if worker.is_alive() or not outcome:
+            stuck, self._client = self._client, self._new_client()
+            stuck.close()  # its socket closed: the thread's next read fails and it ends
+            raise QAError(f"{method} {self.url}{path} took more than {self.timeout:g} s; "
+                          "gave up")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def _request_now(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 
         where = f"{method} {self.url}{path}"

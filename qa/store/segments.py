@@ -356,7 +356,13 @@ class Segment:
     def document(self, local_doc: int) -> Document:
         row = self.row(local_doc)
         fields = {k: v for k, v in row.items() if not k.startswith("_")}
-        return Document(text=self.text(local_doc, row), **fields)
+        text = self.text(local_doc, row)
+        try:
+            return Document(text=text, **fields)
+        except (TypeError, ValueError, IndexError, KeyError) as exc:  # e.g. its blocks
+            raise IndexMismatchError(
+                f"{self.path / 'docs.jsonl'} is damaged ({exc.__class__.__name__}); "
+                "run `qa index --rebuild` to repair it") from exc
 
     def unit_ranges(self, local_doc: int) -> tuple[range, range]:
         """The document's chunk and sentence local ids (units are stored in document order)."""
