@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from qa.documents.blocks import BlockWriter
 from qa.documents.html import HtmlParser
 from qa.documents.model import BLOCK_KINDS, Block, decode_blocks, encode_blocks, section_of
 from qa.documents.parsers import Parsed
+from qa.documents.pdf import PdfParser
 
 DOCBOOK = """<?xml version="1.0" encoding="UTF-8" standalone="no"?>
 <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "x.dtd">
@@ -102,6 +104,14 @@ def _check(text: str, blocks: tuple[Block, ...]) -> None:
         assert (piece.lstrip("\n") if b.kind == "code" else piece.strip()) == piece.rstrip()
         assert piece.rstrip() == piece and piece.strip()
         prev_end = b.end
+
+
+def _parse_pdf(pdf: Any, path: Path) -> Parsed:
+    """Write the generated PDF, parse it, and check its blocks' offsets."""
+    pdf.output(str(path))
+    parsed = PdfParser().parse(path.read_bytes(), name=path.name)
+    _check(parsed.text, parsed.blocks)
+    return parsed
 
 
 def _by_text(parsed: Parsed) -> dict[str, Block]:
@@ -248,7 +258,6 @@ def test_pdf_headings_from_the_outline_and_paragraphs_across_pages(tmp_path: Pat
     from fpdf import FPDF
     from makefiles import unicode_font
 
-    from qa.documents.pdf import PdfParser
 
     pdf = FPDF()
     pdf.add_font("dv", fname=str(unicode_font()))
@@ -266,10 +275,7 @@ def test_pdf_headings_from_the_outline_and_paragraphs_across_pages(tmp_path: Pat
     pdf.add_page()
     pdf.cell(0, 6, "les pluies de la fin du mois ont fait le reste.", new_x="LMARGIN",
              new_y="NEXT")
-    path = tmp_path / "b.pdf"
-    pdf.output(str(path))
-    parsed = PdfParser().parse(path.read_bytes(), name="b.pdf")
-    _check(parsed.text, parsed.blocks)
+    parsed = _parse_pdf(pdf, tmp_path / "b.pdf")
     blocks = [(b.kind, parsed.text[b.start : b.end], b.section) for b in parsed.blocks]
     assert blocks[0] == ("heading", "1 Les barrages", "Les barrages")
     assert blocks[1] == ("heading", "1.1 Production", "Les barrages › Production")
@@ -326,7 +332,6 @@ def test_pdf_headings_from_font_sizes_without_an_outline(tmp_path: Path) -> None
     from fpdf import FPDF
     from makefiles import unicode_font
 
-    from qa.documents.pdf import PdfParser
 
     pdf = FPDF()
     pdf.add_font("dv", fname=str(unicode_font()))
@@ -339,10 +344,7 @@ def test_pdf_headings_from_font_sizes_without_an_outline(tmp_path: Path) -> None
         pdf.set_font("dv", size=10)
         for line in body:
             pdf.cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
-    path = tmp_path / "f.pdf"
-    pdf.output(str(path))
-    parsed = PdfParser().parse(path.read_bytes(), name="f.pdf")
-    _check(parsed.text, parsed.blocks)
+    parsed = _parse_pdf(pdf, tmp_path / "f.pdf")
     headings = [(b.level, b.section) for b in parsed.blocks if b.kind == "heading"]
     assert headings == [(1, "Rapport annuel"), (2, "Rapport annuel › Production")]
 
@@ -369,7 +371,6 @@ def test_pdf_listing_in_a_monospace_font_is_code(tmp_path: Path) -> None:
     from fpdf import FPDF
     from makefiles import unicode_font
 
-    from qa.documents.pdf import PdfParser
 
     pdf = FPDF()
     pdf.add_font("dv", fname=str(unicode_font()))
@@ -382,10 +383,7 @@ def test_pdf_listing_in_a_monospace_font_is_code(tmp_path: Path) -> None:
     pdf.set_font("dv", size=11)
     pdf.cell(0, 6, "La commande affiche alors les fichiers cachés.", new_x="LMARGIN",
              new_y="NEXT")
-    path = tmp_path / "c.pdf"
-    pdf.output(str(path))
-    parsed = PdfParser().parse(path.read_bytes(), name="c.pdf")
-    _check(parsed.text, parsed.blocks)
+    parsed = _parse_pdf(pdf, tmp_path / "c.pdf")
     assert [(b.kind, parsed.text[b.start : b.end]) for b in parsed.blocks] == [
         ("paragraph", "Pour lister les fichiers, tapez :"),
         ("code", "$ ls -l /etc\n$ ls -a ~"),
