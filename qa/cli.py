@@ -329,7 +329,7 @@ def ask_cmd(
 ) -> None:
     """Answer QUESTION with a sentence from the corpus and the passages that support it."""
     from qa.answering import answer_question, validate_question
-    from qa.retrieval import parse_date
+    from qa.temporal import parse_date
 
     validate_question(question, k)  # before any loading: bad input fails fast
     parse_date(date_from, "date_from")

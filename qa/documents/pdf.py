@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from qa.documents.model import Block, valid_date
+from qa.documents.model import Block
 from qa.documents.parsers import (
     MAX_TEXT_CHARS,
     Parsed,
@@ -28,6 +28,7 @@ from qa.documents.parsers import (
     import_library,
 )
 from qa.documents.plain import title_of
+from qa.temporal import valid_date
 
 PAGE_SEPARATOR = "\n\n"
 _PDF_DATE = re.compile(r"\A(?:D:)?(\d{4})(\d{2})?(\d{2})?")
