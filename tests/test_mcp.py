@@ -138,8 +138,8 @@ def test_streamable_http_transport(tmp_path: Path) -> None:
     import time
 
     import httpx
+    from conftest import free_port
     from mcp.client.streamable_http import streamable_http_client
-    from test_server import free_port
 
     shutil.copytree(CORPUS, tmp_path / "corpus")
     port = free_port()
