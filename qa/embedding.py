@@ -211,6 +211,8 @@ class HashEmbedder:
     def embed(self, texts: Sequence[str], *, kind: Kind = "passage") -> np.ndarray:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
+            # Decomposed, not folded (text.fold): accents split words ('été' -> 'e', 'te').
+            # Kept so, because changing it would change every hash index's vectors.
             folded = unicodedata.normalize("NFKD", text.lower())
             for word in _WORD.findall(folded):
                 padded = f"#{word}#"

@@ -1,6 +1,7 @@
 """`qa mcp`: the Model Context Protocol server, so that an AI assistant can ask, search and
 cite the documents. A thin shell like the CLI and the HTTP API: each tool calls one library
-function and returns the same result objects (`ask` is exactly POST /ask's).
+function and returns the same result objects (`ask` is exactly POST /ask's; `search` is
+`qa.retrieval.search`, which ranks passages without running the answer stage).
 
 Needs the `mcp` extra (`pip install 'qa[mcp]'`); imported only by `qa mcp`.
 """
@@ -14,10 +15,17 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import Field
 
-from qa.answering import MAX_K, MAX_QUESTION_CHARS, answer_question
+from qa.answering import (
+    DEFAULT_PARAMS,
+    MAX_K,
+    MAX_QUESTION_CHARS,
+    answer_question,
+    validate_question,
+)
 from qa.api.schemas import AskResponse  # the ask tool's output schema is POST /ask's
 from qa.errors import DocumentNotFoundError, EmbedderError, QAError
 from qa.index import Index
+from qa.retrieval import search as search_passages
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -103,12 +111,13 @@ def build_server(index: Index) -> MCPServer[Any]:
         """Find the passages most relevant to a question, without choosing an answer.
 
         Returns {question, passages: [{rank, doc_id, start, end, text, score, page, section}],
-        generation};
-        each passage's text is exactly the document's text[start:end]."""
-        result = answer_question(index, question, k=k, doc_ids=doc_ids, date_from=date_from,
-                                 date_to=date_to)
-        out = result.to_dict()
-        return {"question": out["question"], "passages": out["citations"],
+        generation}, best first; each passage's text is exactly the document's
+        text[start:end], and its score the retrieval's (higher is better)."""
+        question = validate_question(question, k)
+        # BM25 weighted as `ask` retrieves its passages.
+        hits = search_passages(index, question, k=k, doc_ids=doc_ids, date_from=date_from,
+                               date_to=date_to, lexical_weight=DEFAULT_PARAMS.lexical_weight)
+        return {"question": question, "passages": [h.to_dict() for h in hits],
                 "generation": index.generation}
 
     @server.tool(title="Read a document")

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from qa.errors import InvalidQuestionError
+
 # Month names (French with or without accents, English, common abbreviations) -> number.
 _MONTH_NAMES = {
     "janvier": 1, "fevrier": 2, "février": 2, "mars": 3, "avril": 4, "mai": 5, "juin": 6,
@@ -130,6 +132,27 @@ def parse_iso(value: str) -> str | None:
     except ValueError:
         return None
     return value
+
+
+def valid_date(value: str) -> str | None:
+    """`value` if it is a real 'YYYY-MM' or 'YYYY-MM-DD' date (a document's date), else None."""
+    iso = parse_iso(value)
+    return iso if iso is not None and len(iso) > 4 else None
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date(value: dt.date | str | None, name: str) -> dt.date | None:
+    """A YYYY-MM-DD filter bound, or InvalidQuestionError naming the field."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _ISO_DAY.fullmatch(value):
+        raise InvalidQuestionError(f"{name} must be a date YYYY-MM-DD, got {value!r}")
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidQuestionError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from exc
 
 
 def overlaps(a: str, b: str) -> bool:

@@ -57,9 +57,10 @@ def is_blank(text: str) -> bool:
     return not text.translate(_INVISIBLE).strip()
 
 
-def fold(text: str) -> str:
-    """Lower-case and strip accents ('Corée' -> 'coree'); length may change."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
+def fold(text: str, *, lower: bool = True) -> str:
+    """Lower-case and strip accents ('Corée' -> 'coree'); length may change. The one accent
+    fold of `qa`: `lower=False` for text already case-folded (answer normalisation)."""
+    decomposed = unicodedata.normalize("NFKD", text.lower() if lower else text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

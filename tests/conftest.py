@@ -1,8 +1,10 @@
-"""Shared fixtures: the shipped corpus copied into tmp_path, embedders, built indexes."""
+"""Shared fixtures: the shipped corpus copied into tmp_path, embedders, built indexes; and
+`free_port` for the tests that start a server (`from conftest import free_port`)."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,13 @@ from qa.index import Index, build_index, load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

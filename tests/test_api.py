@@ -4,6 +4,7 @@ slow uses the real default model. tests/test_server.py drives a real `qa serve`.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import shutil
@@ -22,6 +23,7 @@ from schemathesis.config._checks import NegativeDataRejectionConfig, PositiveDat
 import qa.api
 import qa.index
 from qa.api import MAX_BODY_BYTES, create_app
+from qa.api.schemas import IndexReportOut
 from qa.config import DEFAULT_EMBEDDER, Settings
 from qa.embedding import HashEmbedder
 from qa.errors import (
@@ -435,6 +437,9 @@ def test_with_the_key_everything_works_including_reindex(keyed: tuple[TestClient
     assert again["up_to_date"] is True and again["embedded_chunks"] == 0
     assert again["generation"] == report["generation"] == live["generation"]
     assert c.get("/healthz").json()["generation"] == live["generation"]
+    # The response is the library's BuildReport, field for field, without its server path.
+    fields = {f.name for f in dataclasses.fields(qa.index.BuildReport)} - {"path"}
+    assert set(report) == set(IndexReportOut.model_fields) == fields
 
 
 def test_one_reindex_at_a_time(keyed: tuple[TestClient, Path],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import json
-import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import free_port
 
 from qa.answering import answer_question
 from qa.cli import cli
@@ -141,19 +141,13 @@ def test_without_ray_the_cli_says_how_to_install_it(
     assert not (tmp_path / "index").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_an_unreachable_cluster_fails_fast_and_leaves_the_index_untouched(
     tmp_path: Path, corpus_dir: Path
 ) -> None:
     build_index(corpus_dir, tmp_path / "index", embedder=HashEmbedder(64))
     before = {p.relative_to(tmp_path): p.read_bytes()
               for p in (tmp_path / "index").rglob("*") if p.is_file()}
-    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
     with pytest.raises(ClusterError, match="cannot reach the Ray cluster"):
         ray_build_index(corpus_dir, tmp_path / "index", embedder=HashEmbedder(64),

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.documents import date_bounds, make_document, read_corpus
+from qa.documents import make_document, read_corpus
 from qa.errors import CorpusError
+from qa.temporal import bounds
 
 
 def test_date_prefix_is_metadata_and_kept_out_of_the_body() -> None:
@@ -40,7 +41,7 @@ def test_invalid_date_is_ignored() -> None:
 
 
 def test_date_bounds_of_a_month() -> None:
-    first, last = date_bounds("2024-02")
+    first, last = bounds("2024-02")
     assert (first.isoformat(), last.isoformat()) == ("2024-02-01", "2024-02-29")
 
 

@@ -85,6 +85,14 @@ def test_tools_ask_search_get_document(workspace: Path) -> None:
         assert "answer" not in found and 1 <= len(found["passages"]) <= 4
         assert [p["rank"] for p in found["passages"]] == list(range(1, len(found["passages"]) + 1))
         assert any(p["doc_id"] == span["doc_id"] for p in found["passages"])
+        scores = [p["score"] for p in found["passages"]]
+        assert scores == sorted(scores, reverse=True)  # best first
+        for p in found["passages"]:
+            assert set(p) == {"rank", "doc_id", "start", "end", "text", "score", "page",
+                              "section"}
+            text = structured(await s.call_tool("get_document", {"doc_id": p["doc_id"]}))["text"]
+            assert text[p["start"]:p["end"]] == p["text"]
+        assert tools["search"].output_schema is not None
 
         nothing = structured(await s.call_tool("ask", {"question": "Who won the 2022 World Cup?"}))
         assert nothing["abstained"] and nothing["answer"] is None
@@ -138,8 +146,8 @@ def test_streamable_http_transport(tmp_path: Path) -> None:
     import time
 
     import httpx
+    from conftest import free_port
     from mcp.client.streamable_http import streamable_http_client
-    from test_server import free_port
 
     shutil.copytree(CORPUS, tmp_path / "corpus")
     port = free_port()

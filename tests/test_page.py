@@ -20,7 +20,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from test_server import CORPUS, build_shipped_index, clean_env, free_port, qa_command
+from conftest import free_port
+from test_server import CORPUS, build_shipped_index, clean_env, qa_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

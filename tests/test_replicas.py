@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from test_server import build_shipped_index, clean_env, free_port, qa_command, stop
+from conftest import free_port
+from test_server import build_shipped_index, clean_env, qa_command, stop
 
 pytestmark = pytest.mark.slow
 

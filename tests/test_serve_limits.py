@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_server import CORPUS, clean_env, free_port, qa_command, stop
+from conftest import free_port
+from test_server import CORPUS, clean_env, qa_command, stop
 
 pytestmark = pytest.mark.slow
 KEY = "limits-key"

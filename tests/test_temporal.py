@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from qa import temporal
+from qa.errors import InvalidQuestionError
 
 REF = dt.date(2024, 11, 20)  # an article of 20 November 2024 (a Wednesday)
 TODAY = dt.date(2026, 12, 1)
@@ -106,3 +107,22 @@ def test_month_only_text_gives_a_lower_bound() -> None:
 )
 def test_impossible_dates(text: str, bad: list[str]) -> None:
     assert temporal.impossible_dates(text) == bad
+
+
+@pytest.mark.parametrize(("value", "valid"), [
+    ("2024-03", "2024-03"), ("2024-02-29", "2024-02-29"), ("2023-02-29", None),
+    ("2024-13", None), ("2024", None), ("2024-3", None), ("2024-03-01T10:00", None),
+    ("", None), ("２０２４-03", "２０２４-03"),  # \d is Unicode, as the parsers always read it
+])
+def test_valid_date_is_a_document_date(value: str, valid: str | None) -> None:
+    """A document's date is a real month or day; a bare year or a timestamp is not one."""
+    assert temporal.valid_date(value) == valid
+
+
+def test_parse_date_is_a_filter_day() -> None:
+    assert temporal.parse_date("2024-02-29", "date_from") == dt.date(2024, 2, 29)
+    assert temporal.parse_date(dt.date(2024, 1, 1), "date_to") == dt.date(2024, 1, 1)
+    assert temporal.parse_date(None, "date_to") is None
+    for bad in ["2024-02-30", "2024-03", "yesterday", 20240301, "2024-03-01 "]:
+        with pytest.raises(InvalidQuestionError, match=r"date_to must be a date YYYY-MM-DD"):
+            temporal.parse_date(bad, "date_to")  # type: ignore[arg-type]

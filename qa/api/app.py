@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI, Request
@@ -58,34 +58,32 @@ def _watch(holder: IndexHolder, settings: Settings, embedder: Embedder, every: f
 _PUBLIC = ("/healthz", "/static/", "/docs/assets/")
 
 
-def create_app(
-    settings: Settings | None = None, *, embedder: Embedder | None = None,
-    index: Index | None = None,
-) -> FastAPI:
-    """The HTTP API over the index in settings.index (built from settings.corpus if missing).
+def _open_live(settings: Settings, embedder: Embedder | None,
+               index: Index | None) -> tuple[Index, Embedder]:
+    """The index to serve and its embedder: the caller's, else opened (built if missing)."""
+    if index is not None:
+        return index, index.embedder
+    emb = embedder or make_embedder(settings.embedder)
+    live, report = open_index(
+        settings.corpus, settings.index, embedder=emb,
+        chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+        parse_limits=settings.parse_limits(),
+    )
+    if report is not None:
+        logger.warning("built the index at %s: %d documents, %d chunks",
+                       settings.index, report.documents, report.chunks)
+    return live, emb
 
-    `embedder` replaces the one named by settings.embedder (tests pass a fast fake one);
-    `index`, already opened by the caller (`qa serve`), is served as it is instead of being
-    opened a second time.
-    """
-    settings = settings or Settings()
+
+def _lifespan(settings: Settings, embedder: Embedder | None,
+              index: Index | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open the index once at startup (and watch it if asked); stop the watcher at exit."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # An existing index re-indexes its own corpus unless one is named (never ./corpus).
         app.state.settings = with_index_corpus(settings)
-        if index is not None:
-            live, emb = index, index.embedder
-        else:
-            emb = embedder or make_embedder(settings.embedder)
-            live, report = open_index(
-                settings.corpus, settings.index, embedder=emb,
-                chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
-                parse_limits=settings.parse_limits(),
-            )
-            if report is not None:
-                logger.warning("built the index at %s: %d documents, %d chunks",
-                               settings.index, report.documents, report.chunks)
+        live, emb = _open_live(settings, embedder, index)
         # The default model loads its weights on first use: pay that now, not on a request.
         emb.embed(["warm-up"], kind="query")
         app.state.embedder = emb
@@ -105,24 +103,11 @@ def create_app(
             if watcher is not None:
                 watcher.join(timeout=5)
 
-    try:
-        app_version = version("qa")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        app_version = "0"
-    app = FastAPI(
-        title="qa",
-        version=app_version,
-        description="Questions over a folder of documents; answers cite exact character "
-        "offsets. With QA_API_KEY set, every endpoint but /healthz (including these docs) "
-        "needs `Authorization: Bearer <key>`. The page at / asks for the key once.",
-        lifespan=lifespan,
-        # Served by the admin router, behind the API key like every endpoint but /healthz.
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    app.state.settings = settings
-    app.state.holder = IndexHolder()
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI, settings: Settings) -> None:
+    """Library errors and everything else as JSON with a status; never a traceback."""
 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
@@ -153,6 +138,38 @@ def create_app(
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": f"internal error ({exc.__class__.__name__})"},
                             status_code=500)
+
+
+def create_app(
+    settings: Settings | None = None, *, embedder: Embedder | None = None,
+    index: Index | None = None,
+) -> FastAPI:
+    """The HTTP API over the index in settings.index (built from settings.corpus if missing).
+
+    `embedder` replaces the one named by settings.embedder (tests pass a fast fake one);
+    `index`, already opened by the caller (`qa serve`), is served as it is instead of being
+    opened a second time.
+    """
+    settings = settings or Settings()
+    try:
+        app_version = version("qa")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        app_version = "0"
+    app = FastAPI(
+        title="qa",
+        version=app_version,
+        description="Questions over a folder of documents; answers cite exact character "
+        "offsets. With QA_API_KEY set, every endpoint but /healthz (including these docs) "
+        "needs `Authorization: Bearer <key>`. The page at / asks for the key once.",
+        lifespan=_lifespan(settings, embedder, index),
+        # Served by the admin router, behind the API key like every endpoint but /healthz.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.holder = IndexHolder()
+    _add_error_handlers(app, settings)
 
     # Added last = outermost: a 413 still carries CORS and security headers.
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)

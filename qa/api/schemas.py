@@ -1,5 +1,6 @@
-"""Pydantic models of the HTTP boundary. The /ask response is derived from the library's
-result dataclass (`qa.answering.Answer`), so a field added there appears here by itself."""
+"""Pydantic models of the HTTP boundary. The /ask and /index responses are derived from the
+library's result dataclasses (`qa.answering.Answer`, `qa.index.BuildReport`), so a field added
+there appears here by itself."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from qa.answering import MAX_K, MAX_QUESTION_CHARS, Answer
+from qa.documents import FormatStats, SkippedFile
+from qa.index import BuildReport
 from qa.text import is_blank
 
 # A question is at most 1,000 characters; 64 KiB leaves room for a long doc_ids list while
@@ -212,9 +215,43 @@ class FormatOut(BaseModel):
                                    "read (a parser library that cannot be imported), and the fix.")
 
 
-class IndexReportOut(BaseModel):
-    """What a re-index did (the library's BuildReport, without server paths)."""
+# ---------------------------------------------------------------------------- /index response
 
+# Descriptions of BuildReport's fields, applied when the dataclass has them.
+_REPORT_DESCRIPTIONS = {
+    "generation": "The generation now live.",
+    "up_to_date": "Nothing changed: no new generation was committed.",
+    "segments": "Segments of the index now live.",
+    "merged": "Segments merged by this build.",
+    "formats": "Files read and skipped per format, pages and parsing time.",
+    "warnings": "Files indexed with a caveat (e.g. a malformed date, indexed undated).",
+}
+# The library's types of a report's lists -> their HTTP models.
+_REPORT_TYPES: dict[Any, Any] = {list[SkippedFile]: list[SkippedOut],
+                                 list[FormatStats]: list[FormatOut]}
+# Never sent: server paths.
+_REPORT_HIDDEN = frozenset({"path"})
+# Always sent although the library defaults it (the route sets the live generation).
+_REPORT_REQUIRED = frozenset({"generation"})
+
+
+def _report_fields() -> dict[str, Any]:
+    hints = typing.get_type_hints(BuildReport)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(BuildReport):
+        if f.name in _REPORT_HIDDEN:
+            continue
+        kind = _REPORT_TYPES.get(hints[f.name], hints[f.name])
+        extra: dict[str, Any] = {"description": _REPORT_DESCRIPTIONS.get(f.name)}
+        if f.name not in _REPORT_REQUIRED and f.default is not dataclasses.MISSING:
+            extra["default"] = f.default
+        elif f.name not in _REPORT_REQUIRED and f.default_factory is not dataclasses.MISSING:
+            extra["default_factory"] = f.default_factory
+        fields[f.name] = (kind, Field(**extra))
+    return fields
+
+
+class _IndexReportBase(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"documents": 5, "chunks": 62, "added": 0, "changed": 1,
@@ -223,24 +260,19 @@ class IndexReportOut(BaseModel):
         }
     )
 
-    documents: int
-    chunks: int
-    added: int
-    changed: int
-    unchanged: int
-    removed: int
-    embedded_chunks: int
-    skipped: list[SkippedOut]
-    seconds: float
-    generation: str = Field(description="The generation now live.")
-    up_to_date: bool = Field(False, description="Nothing changed: no new generation was "
-                             "committed.")
-    segments: int = Field(0, description="Segments of the index now live.")
-    merged: int = Field(0, description="Segments merged by this build.")
-    formats: list[FormatOut] = Field(default_factory=list, description="Files read and skipped "
-                                     "per format, pages and parsing time.")
-    warnings: list[SkippedOut] = Field(default_factory=list, description="Files indexed with "
-                                       "a caveat (e.g. a malformed date, indexed undated).")
+
+if TYPE_CHECKING:  # for type checkers, a model class; at run time, built from BuildReport
+
+    class IndexReportOut(_IndexReportBase):
+        generation: str
+
+else:
+    IndexReportOut = create_model(
+        "IndexReportOut",
+        __base__=_IndexReportBase,
+        __doc__="What a re-index did (the library's BuildReport, without server paths).",
+        **_report_fields(),
+    )
 
 
 class ErrorOut(BaseModel):

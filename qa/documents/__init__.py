@@ -20,10 +20,8 @@ from qa.documents.model import (
     Document,
     FormatStats,
     SkippedFile,
-    date_bounds,
     page_of,
     section_of,
-    valid_date,
 )
 from qa.documents.parsers import (
     EXTENSIONS,
@@ -52,7 +50,6 @@ __all__ = [
     "SkippedFile",
     "corpus_paths",
     "current_parser",
-    "date_bounds",
     "make_document",
     "page_of",
     "parse_metadata",
@@ -60,5 +57,4 @@ __all__ = [
     "read_corpus",
     "read_file",
     "section_of",
-    "valid_date",
 ]

@@ -21,7 +21,6 @@ import re
 from typing import Any
 
 from qa.documents.blocks import BlockWriter, collapse_inline
-from qa.documents.model import valid_date
 from qa.documents.parsers import (
     Parsed,
     SkipFile,
@@ -30,6 +29,7 @@ from qa.documents.parsers import (
     looks_binary,
 )
 from qa.documents.plain import title_of
+from qa.temporal import valid_date
 
 MIN_ARTICLE_WORDS = 5
 # Publication-date meta tags, read only to name a malformed date that trafilatura dropped.

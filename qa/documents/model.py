@@ -4,13 +4,8 @@ statistics."""
 from __future__ import annotations
 
 import bisect
-import calendar
-import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
-
-_DATE_VALUE = re.compile(r"\A\d{4}-\d{2}(?:-\d{2})?\Z")
 
 BLOCK_KINDS = ("heading", "paragraph", "list_item", "term", "definition", "code",
                "table_row", "note", "caption")
@@ -148,24 +143,3 @@ class Corpus:
     # Per format, in a fixed order; and files indexed with a caveat (e.g. a malformed date).
     formats: list[FormatStats] = field(default_factory=list)
     warnings: list[SkippedFile] = field(default_factory=list)
-
-
-def date_bounds(date: str) -> tuple[dt.date, dt.date]:
-    """The first and last day a 'YYYY-MM' or 'YYYY-MM-DD' date stands for."""
-    parts = [int(p) for p in date.split("-")]
-    if len(parts) == 3:
-        day = dt.date(parts[0], parts[1], parts[2])
-        return day, day
-    year, month = parts
-    return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
-
-
-def valid_date(value: str) -> str | None:
-    """`value` if it is a real 'YYYY-MM' or 'YYYY-MM-DD' date, else None."""
-    if not _DATE_VALUE.match(value):
-        return None
-    try:
-        date_bounds(value)
-    except ValueError:
-        return None
-    return value

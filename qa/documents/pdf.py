@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from qa.documents.model import Block, valid_date
+from qa.documents.model import Block
 from qa.documents.parsers import (
     MAX_TEXT_CHARS,
     Parsed,
@@ -28,6 +28,7 @@ from qa.documents.parsers import (
     import_library,
 )
 from qa.documents.plain import title_of
+from qa.temporal import valid_date
 
 PAGE_SEPARATOR = "\n\n"
 _PDF_DATE = re.compile(r"\A(?:D:)?(\d{4})(\d{2})?(\d{2})?")
@@ -247,19 +248,19 @@ def _outline_from_sizes(texts: list[str], sizes: list[dict[str, tuple[float, boo
     return out
 
 
-def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]], *,
-           mono: list[set[str]] | None = None,
-           ) -> tuple[str, list[tuple[int, int]], tuple[Block, ...]]:
-    """(text, page ranges, blocks) of the pages' texts: see the module's docstring. Lines
-    in `mono` (per page, set in a monospace font) are listings."""
-    lines: list[tuple[int, str]] = [(p, line) for p, t in enumerate(texts)
-                                    for line in t.split("\n")]
+Outline = dict[int, list[tuple[int, str]]]
+# line number -> (kind, level, heading label) of the block it starts
+Starts = dict[int, tuple[str, int, str]]
+
+
+def _classify(texts: list[str], lines: list[tuple[int, str]], outline: Outline,
+              mono: list[set[str]]) -> tuple[Starts, set[int]]:
+    """Where blocks start (and their kind/level), and the lines that end a paragraph."""
     widths = []
     for t in texts:
         lengths = sorted(len(line) for line in t.split("\n") if line.strip())
         widths.append(max(40, lengths[int(0.9 * (len(lengths) - 1))]) if lengths else 80)
-    # Classify each line: where blocks start, and their kind/level.
-    starts: dict[int, tuple[str, int, str]] = {}  # line -> (kind, level, heading label)
+    starts: Starts = {}
     ends_paragraph: set[int] = set()
     levels: list[int | None] = []
     for page, line in lines:
@@ -267,7 +268,6 @@ def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]], *,
         bare = _norm(_NUMBER_PREFIX.sub("", line.strip(), count=1))
         levels.append(next((lv for lv, title in marks
                             if title in (bare, _norm(line))), None) if line.strip() else None)
-    mono = mono or []
     code = [page < len(mono) and line.strip() in mono[page] for page, line in lines]
     for i, (page, line) in enumerate(lines):
         stripped = line.strip()
@@ -301,7 +301,13 @@ def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]], *,
         if level is None and stripped.endswith(_ENDS_SENTENCE) \
                 and len(line) < 0.85 * widths[page]:
             ends_paragraph.add(i)
-    # Page boundaries: a paragraph that does not end on the page runs on to the next one.
+    return starts, ends_paragraph
+
+
+def _join_pages(texts: list[str], starts: Starts, ends_paragraph: set[int]
+                ) -> tuple[str, list[tuple[int, int]], list[tuple[int, int]]]:
+    """(text, page ranges, line ranges): pages joined by a blank line, or by a line break
+    where a paragraph that does not end on its page runs on to the next one."""
     joins: list[str] = []
     line_no = 0
     for p in range(len(texts) - 1):
@@ -324,8 +330,13 @@ def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]], *,
             at += len(line) + 1
         at -= 1
         parts.append(t)
-    text = "".join(parts)
-    # Blocks: runs of lines from one start (or paragraph end) to the next.
+    return "".join(parts), pages, offsets
+
+
+def _blocks(text: str, lines: list[tuple[int, str]], offsets: list[tuple[int, int]],
+            starts: Starts, ends_paragraph: set[int]) -> tuple[Block, ...]:
+    """Blocks: runs of lines from one start (or paragraph end) to the next, each under the
+    headings open at its start."""
     blocks: list[Block] = []
     headings: list[tuple[int, str]] = []
     current: list[Any] | None = None  # [first line, last line, kind, level]
@@ -361,4 +372,15 @@ def layout(texts: list[str], outline: dict[int, list[tuple[int, str]]], *,
             close()
             current = None
     close()
-    return text, pages, tuple(blocks)
+    return tuple(blocks)
+
+
+def layout(texts: list[str], outline: Outline, *, mono: list[set[str]] | None = None,
+           ) -> tuple[str, list[tuple[int, int]], tuple[Block, ...]]:
+    """(text, page ranges, blocks) of the pages' texts: see the module's docstring. Lines
+    in `mono` (per page, set in a monospace font) are listings."""
+    lines: list[tuple[int, str]] = [(p, line) for p, t in enumerate(texts)
+                                    for line in t.split("\n")]
+    starts, ends_paragraph = _classify(texts, lines, outline, mono or [])
+    text, pages, offsets = _join_pages(texts, starts, ends_paragraph)
+    return text, pages, _blocks(text, lines, offsets, starts, ends_paragraph)

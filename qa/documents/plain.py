@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from qa.documents.model import valid_date
 from qa.documents.parsers import Parsed, SkipFile, import_library, looks_binary
 from qa.documents.textblocks import markdown_blocks, text_blocks
+from qa.temporal import valid_date
 
 # A leading "date 2024-03" (as in the shipped 001_*.txt, where it shares the first line with
 # the text) or YAML front matter. Both are metadata, kept out of chunks.

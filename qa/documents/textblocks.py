@@ -54,6 +54,16 @@ class _Lines:
         line = self.line(i)
         return len(line) - len(line.lstrip(" \t"))
 
+    def next_nonblank(self, i: int, limit: int = 2) -> int | None:
+        """The next line after i that is not blank, if fewer than `limit` blanks precede it."""
+        n = len(self.spans)
+        j = i + 1
+        skipped = 0
+        while j < n and self.blank(j):
+            j += 1
+            skipped += 1
+        return j if j < n and skipped < limit else None
+
     def block(self, i: int, j: int, kind: str, level: int = 0,
               path: tuple[str, ...] = ()) -> Block | None:
         """Lines i..j (inclusive) as a block trimmed to its visible text."""
@@ -140,6 +150,44 @@ def markdown_blocks(text: str, start: int) -> tuple[Block, ...]:
     return tuple(b for b in out if b is not None)
 
 
+def _same_line_term(lines: _Lines, i: int, same: re.Match[str], path: tuple[str, ...],
+                    out: list[Block | None]) -> int:
+    """"-c     with -lt: ..." and its continuation lines at the description's column, as a
+    term and its definition; returns the line after them."""
+    n = len(lines)
+    ind = lines.indent(i)
+    col = ind + same.start(2)
+    j = i
+    while j + 1 < n and not lines.blank(j + 1) and lines.indent(j + 1) >= col - 1:
+        j += 1
+    s = lines.spans[i][0]
+    out.append(Block(s + ind, s + ind + len(same.group(1)), "term", 0, path))
+    out.append(_trim(lines.text, s + col, lines.spans[j][1], "definition", path))
+    return j + 1
+
+
+def _term_and_description(lines: _Lines, i: int, nxt: int, path: tuple[str, ...],
+                          out: list[Block | None]) -> int:
+    """Line i as a term and its description: the more indented lines from `nxt` on
+    (paragraphs of it, blank-separated); returns the line after them."""
+    n = len(lines)
+    nxt_ind = lines.indent(nxt)
+    out.append(lines.block(i, i, "term", path=path))
+    j = nxt
+    while j < n:
+        k = j
+        while k + 1 < n and not lines.blank(k + 1) and lines.indent(k + 1) >= nxt_ind:
+            k += 1
+        kind = "code" if _COMMAND.match(lines.line(j).strip()) else "definition"
+        out.append(lines.block(j, k, kind, path=path))
+        after = lines.next_nonblank(k)
+        if after is None or lines.indent(after) < nxt_ind:
+            j = k + 1
+            break
+        j = after
+    return j
+
+
 def _heading_like(line: str) -> bool:
     s = line.strip()
     return (0 < len(s) <= MAX_HEADING and s[-1] not in END_PUNCT and not _BULLET.match(s)
@@ -153,15 +201,6 @@ def text_blocks(text: str, start: int) -> tuple[Block, ...]:
     path = _Path()
     out: list[Block | None] = []
     n = len(lines)
-
-    def next_nonblank(i: int, limit: int = 2) -> int | None:
-        j = i + 1
-        skipped = 0
-        while j < n and lines.blank(j):
-            j += 1
-            skipped += 1
-        return j if j < n and skipped < limit else None
-
     i = 0
     heading_line = -2
     while i < n:
@@ -173,7 +212,7 @@ def text_blocks(text: str, start: int) -> tuple[Block, ...]:
         ind = lines.indent(i)
         # A heading's line ends what came before it, as a blank line does.
         prev_blank = i == 0 or lines.blank(i - 1) or heading_line == i - 1
-        nxt = next_nonblank(i)
+        nxt = lines.next_nonblank(i)
         nxt_ind = lines.indent(nxt) if nxt is not None else -1
         standalone = prev_blank and (i + 1 >= n or lines.blank(i + 1))
         # A man page's header line "LS(1)   User Commands   LS(1)": the document's title.
@@ -200,34 +239,12 @@ def text_blocks(text: str, start: int) -> tuple[Block, ...]:
             continue
         same = _SAME_LINE_TERM.match(stripped)
         if same and prev_blank:
-            # "-c     with -lt: ..." and its continuation lines at the description's column.
-            col = ind + same.start(2)
-            j = i
-            while j + 1 < n and not lines.blank(j + 1) and lines.indent(j + 1) >= col - 1:
-                j += 1
-            s = lines.spans[i][0]
-            out.append(Block(s + ind, s + ind + len(same.group(1)), "term", 0, path.current()))
-            out.append(_trim(text, s + col, lines.spans[j][1], "definition", path.current()))
-            i = j + 1
+            i = _same_line_term(lines, i, same, path.current(), out)
             continue
         if prev_blank and nxt is not None and nxt_ind > ind and len(stripped) <= MAX_TERM \
                 and stripped[-1] not in ".:;," and not _COMMAND.match(stripped) and (
                     stripped.startswith(("-", "+")) or nxt == i + 1):
-            out.append(lines.block(i, i, "term", path=path.current()))
-            # Its description: the more indented lines (paragraphs of it, blank-separated).
-            j = nxt
-            while j < n:
-                k = j
-                while k + 1 < n and not lines.blank(k + 1) and lines.indent(k + 1) >= nxt_ind:
-                    k += 1
-                kind = "code" if _COMMAND.match(lines.line(j).strip()) else "definition"
-                out.append(lines.block(j, k, kind, path=path.current()))
-                after = next_nonblank(k)
-                if after is None or lines.indent(after) < nxt_ind:
-                    j = k + 1
-                    break
-                j = after
-            i = j
+            i = _term_and_description(lines, i, nxt, path.current(), out)
             continue
         if _COMMAND.match(stripped):
             j = i

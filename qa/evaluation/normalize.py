@@ -7,6 +7,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
+from qa.text import fold
+
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'", "′": "'"})
 _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae"})
 # Digit groups: 1-3 digits, then groups of exactly 3 joined by one and the same separator
@@ -34,8 +36,8 @@ def normalize_answer(text: str, *, fold_accents: bool = True) -> str:
     text = _THOUSANDS.sub(lambda m: m.group(1) + m.group(3).replace(m.group(2), ""), text)
     text = _ELISION.sub("", text)
     if fold_accents:
-        decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
-        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+        # NFKD leaves œ and æ whole (they are letters, not accented ones): spell them out.
+        text = fold(text.translate(_LIGATURES), lower=False)
     text = _OPTION.sub(lambda m: "\ue000" * len(m.group(1)), text)
     words = _PUNCTUATION.sub(" ", text).split()
     return " ".join(w for w in words if w not in ARTICLES).replace("\ue000", "-")
