@@ -306,6 +306,11 @@ _UNITS = frozenset({"definition", "list_item"})
 UNIT_MAX = 400  # characters: a block grown past this is a section, not an answer
 
 
+def _family(kind: str | None) -> str | None:
+    """Terms and definitions alternate in one list: the items a lead-in introduces."""
+    return "definition" if kind == "term" else kind
+
+
 def _listing(text: str, start: int, end: int, block: BlockInfo) -> bool:
     if block.kind == "code":
         return True
@@ -346,6 +351,10 @@ def _context(source: TextSource, view: QuestionView, pos: int, p: Passage,
         terms = (source.terms_of_sentence(si) if (a, b) == (s.start, s.end)
                  else frozenset(tokens(text[a:b])))
         overlaps.append((terms, view.overlap(terms)))
+    for k, (a, b) in enumerate(spans):
+        while a > c.start and text[a - 1] == "-":
+            a -= 1  # the sentence splitter trims bullets, and so an option's dash
+        spans[k] = (a, b)
     return _Context(pos, p, text, doc.body_start, wrapped_share(source, c.doc_id),
                     repeated.get(c.doc_id, ()), ids, sims, full, spans, blocks,
                     [_listing(text, a, b, k) for (a, b), k in zip(spans, blocks, strict=True)],
@@ -373,9 +382,11 @@ def answer_unit(ctx: _Context, i: int, *, prose: bool) -> tuple[int, int, bool, 
             back, on = back or a < start, on or b > end
             start, end = a, b
     items = False
-    if ctx.text[spans[i][0] : spans[i][1]].rstrip().endswith(":"):
+    if ctx.text[spans[i][0] : spans[i][1]].rstrip().endswith(":") and i + 1 < n:
+        family = _family(blocks[i + 1].kind)
         j = i
         while j + 1 < n and blocks[j + 1].kind in _ITEMS and blocks[j + 1].start != first \
+                and _family(blocks[j + 1].kind) == family \
                 and not (prose and ctx.listing[j + 1]) and spans[j + 1][1] - start <= UNIT_MAX:
             j += 1
         if j > i and spans[j][1] > end:
@@ -395,8 +406,6 @@ def candidates(
         c = p.chunk
         for i, si in enumerate(ctx.ids):
             start, end = ctx.spans[i]
-            while start > c.start and ctx.text[start - 1] == "-":
-                start -= 1  # the sentence splitter trims bullets, and so an option's dash
             if end - start < 12:
                 continue
             x = _vector(source, view, ctx, i, start, end, top_score)
@@ -445,8 +454,7 @@ def _vector(source: TextSource, view: QuestionView, ctx: _Context, i: int, start
     x[INDEX["repeated"]] = math.log1p(max(count - 1, 0)) / math.log1p(
         max(source.n_documents, 2) - 1)
     x[INDEX["clipped"]] = float(clipped)
-    listing = ctx.listing[i] if start == ctx.spans[i][0] else _listing(text, start, end, block)
-    x[INDEX["listing_technical" if view.technical else "listing_prose"]] = float(listing)
+    x[INDEX["listing_technical" if view.technical else "listing_prose"]] = float(ctx.listing[i])
     x[INDEX["option_line"]] = float(option)
     x[INDEX["definition"]] = float(view.asked.kind == "definition"
                                    and _definition(sentence, view.asked.subject))
