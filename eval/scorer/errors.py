@@ -3,9 +3,12 @@ whether its evidence was retrieved, whether any candidate is right (the ceiling)
 best one says, and the lines around the gold in the retrieved passages.
 
     python eval/scorer/errors.py OUT.jsonl [--index-root DIR] [--corpus NAME ...]
+    python eval/scorer/errors.py OUT.jsonl --summary
 
 Reads only the tuning part of eval/scorer/sets.json (held-out is never analysed here).
-One JSON record per answerable question; `summary` prints the counts REPORT.md cites.
+One JSON record per answerable question; `--summary` counts them per corpus as REPORT.md
+does (best candidate right and answered, right but under the threshold, some lower candidate
+right, no candidate right). The buckets of the wrong ones were read by hand.
 """
 
 from __future__ import annotations
@@ -75,13 +78,35 @@ def analyse(index: Any, q: Any, sp: scorer.ScorerParams) -> dict[str, Any]:
     return rec
 
 
+def summary(path: Path, threshold: float) -> None:
+    counts: dict[str, dict[str, int]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        best, first = r["best"], r["first_right"]
+        if best and best["right"]:
+            status = "best right, answered" if best["ok"] and best["conf"] >= threshold \
+                else "best right, abstained"
+        elif first:
+            status = "a lower candidate right"
+        else:
+            status = "no candidate right"
+        by = counts.setdefault(r["corpus"], {})
+        by[status] = by.get(status, 0) + 1
+    for corpus, by in sorted(counts.items()):
+        print(f"{corpus}: {sum(by.values())} answerable, {by}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
+    ap.add_argument("--summary", action="store_true", help="count the records of OUT.jsonl")
     ap.add_argument("--index-root", type=Path, default=Path("/tmp/qa-scorer-indexes"))
     ap.add_argument("--corpus", nargs="*", default=None)
     args = ap.parse_args()
     sp = scorer.load_params()
+    if args.summary:
+        summary(args.out, sp.threshold)
+        return
     emb = make_embedder("use-m3")
     sets = json.loads((HERE / "sets.json").read_text(encoding="utf-8"))["corpora"]
     with args.out.open("w", encoding="utf-8") as fh:
