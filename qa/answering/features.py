@@ -302,7 +302,10 @@ _NOT_LISTING = frozenset({"table_row", "term", "definition"})
 # Blocks a lead-in ("…the following:", "Python versions are numbered A.B.C:") introduces,
 # and blocks whose sentences answer together (an item, a definition).
 _ITEMS = frozenset({"list_item", "table_row", "definition", "term", "code"})
-_UNITS = frozenset({"definition", "list_item"})
+# A definition answers with its term and all its sentences. A list item does not answer
+# whole: in running text an item is a paragraph ("- Le pays est critiqué… Lavrov s'est rendu
+# … le 18 octobre."), and the answer would be three sentences where one says it.
+_UNITS = frozenset({"definition"})
 UNIT_MAX = 400  # characters: a block grown past this is a section, not an answer
 
 
@@ -362,9 +365,9 @@ def _context(source: TextSource, view: QuestionView, pos: int, p: Passage,
 
 
 def answer_unit(ctx: _Context, i: int, *, prose: bool) -> tuple[int, int, bool, bool, bool]:
-    """The answer of sentence i: `grown`, then the rest of its item or definition (its term
-    included), or, for a lead-in ending with a colon, the items it introduces; never past
-    UNIT_MAX characters. (start, end, grew back, grew on, took items)."""
+    """The answer of sentence i: `grown`, then the rest of its definition (its term included),
+    or, for a lead-in ending with a colon, the items it introduces; never past UNIT_MAX
+    characters. (start, end, grew back, grew on, took items)."""
     start, end, back, on = grown(ctx.text, ctx.spans, i, prose=prose, listing=ctx.listing)
     spans, blocks, n = ctx.spans, ctx.blocks, len(ctx.spans)
     kind, first = blocks[i].kind, blocks[i].start
