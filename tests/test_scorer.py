@@ -17,7 +17,7 @@ from qa.answering import answer_question, scorer, short
 from qa.answering.features import FEATURES, INDEX, QuestionView, candidates, is_boilerplate
 from qa.answering.kinds import asked
 from qa.answering.pipeline import question_view
-from qa.answering.source import NO_BLOCK, TextSource, block_at
+from qa.answering.source import NO_BLOCK, TextSource, block_at, block_lead
 from qa.documents import Block
 from qa.embedding import Embedder, HashEmbedder
 from qa.evaluation.calibration import expected_calibration_error, reliability, reliability_png
@@ -59,6 +59,13 @@ def _fit_module() -> ModuleType:
     ("Who won the 2018 FIFA World Cup?", "person"),
     ("Où se trouve Rason ?", "place"),
     ("Why does China care?", "other"),
+    ("Which apt-get option just simulates what a command would do?", "option"),
+    ("What is another name for the decorate-sort-undecorate idiom?", "other"),
+    ("What should I avoid putting in a git tag name?", "other"),
+    ("Quel nom porte le niveau d'erreur qui signifie que le système est inutilisable ?",
+     "other"),  # "qui" relative, not "who"
+    ("Selon Choe Son Hui, qui crée des tensions ?", "person"),
+    ("Comment s'appellent les ministres de la délégation ?", "person"),
 ])
 def test_one_detector_for_the_asked_kind(question: str, kind: str) -> None:
     assert asked(question).kind == kind
@@ -184,6 +191,45 @@ def test_listing_never_answers_a_prose_question(tmp_path: Path) -> None:
                  "The cache grows because every wheel downloaded is kept.\n"})
     a = answer_question(index, "Why does the pip cache grow?", k=3)
     assert a.abstained or "$ du" not in (a.answer or "")
+
+
+_TOOL_HTML = """<html><head><title>Tool</title></head><body>
+<h1>The archive tool</h1>
+<p>The archive tool takes these options:</p>
+<dl><dt>-x, --extract</dt><dd>Extract files from an archive. It keeps their modes.</dd>
+<dt>-c, --create</dt><dd>Create a new archive from the named files.</dd></dl>
+<p>Archive versions are numbered A.B.C:</p>
+<ul><li>A is the major version number of the format.</li>
+<li>B is the minor version number of the format.</li></ul>
+<table><caption>Exit codes of the archive tool</caption>
+<tr><th>exit code</th><th>meaning</th></tr>
+<tr><td>0</td><td>every file was processed</td></tr>
+<tr><td>127</td><td>the compressor was not found</td></tr>
+</table></body></html>
+"""
+
+
+def test_answer_units_lead_ins_and_tables(tmp_path: Path) -> None:
+    """A lead-in ending with a colon answers with the items it introduces (not the table
+    after them); a table row is no listing and its header row counts for it; an
+    answer keeps an option's dash."""
+    index = _small_index(tmp_path, HashEmbedder(64), {"tool.html": _TOOL_HTML})
+    text = index.doc("tool.html").text
+    assert block_lead(index, "tool.html", text.index("127 ")) == "exit code | meaning"
+    assert block_lead(index, "tool.html", text.index("A is the")).endswith("A.B.C:")
+    assert block_lead(index, "tool.html", text.index("Archive versions")) == ""
+    view = question_view(index, prepare(index, "Which exit code means the compressor is missing?"))
+    cands = candidates(index, view, retrieve(index, view.query, k=5))
+    by_text = {text[c.start : c.end]: c for c in cands}
+    lead = by_text["Archive versions are numbered A.B.C:"]
+    answer = text[lead.span[0] : lead.span[1]]
+    assert "B is the minor" in answer and "127" not in answer
+    assert lead.features[INDEX["lead_in"]] == 1.0
+    row = by_text["127 | the compressor was not found"]
+    assert row.features[INDEX["listing_prose"]] == 0.0 and row.features[INDEX["lead_gain"]] > 0
+    for c in cands:  # spans never cut a token: "-x", not "x"
+        start = c.span[0]
+        assert start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "-")
 
 
 # ------------------------------------------------------------------------- scorer and fit

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from qa.answering import pipeline  # noqa: E402
-from qa.answering.features import FEATURES, INDEX, candidates  # noqa: E402
-from qa.answering.scorer import CALIBRATION_BASE  # noqa: E402
+from qa.answering.features import FEATURES, candidates  # noqa: E402
+from qa.answering.scorer import CALIBRATION_BASE, hand_score  # noqa: E402
 from qa.embedding import make_embedder  # noqa: E402
 from qa.evaluation import read_questions  # noqa: E402
 from qa.evaluation.normalize import answer_contains  # noqa: E402
@@ -40,13 +40,6 @@ K = 10
 
 def corpus_path(spec: str) -> Path:
     return Path(spec).expanduser() if spec.startswith("~") else ROOT / spec
-
-
-def _prescore(x: np.ndarray) -> float:
-    # The old hand score: what decides which candidates are kept (never what is learned).
-    return float(x[INDEX["dense"]] + 0.6 * x[INDEX["overlap"]]
-                 + 0.2 * (x[INDEX["kind_present"]] - x[INDEX["kind_absent"]])
-                 - 0.2 * x[INDEX["heading"]])
 
 
 def collect(part: str, index_root: Path) -> dict[str, Any]:
@@ -65,7 +58,8 @@ def collect(part: str, index_root: Path) -> dict[str, Any]:
             for q in read_questions(ROOT / qfile):
                 view, passages = pipeline.retrieve_for(index, q.question, k=K)
                 cands = candidates(index, view, passages)
-                order = sorted(range(len(cands)), key=lambda i: -_prescore(cands[i].features))
+                hand = hand_score(np.stack([c.features for c in cands])) if cands else []
+                order = sorted(range(len(cands)), key=lambda i: -float(hand[i]))
                 qi = len(questions)
                 kept = 0
                 for rank, i in enumerate(order):

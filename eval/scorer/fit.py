@@ -13,8 +13,10 @@ number of questions, so the seeds (the largest set) do not decide alone.
    L2 penalty RANKER_L2. (A softmax towards all right ones evenly ranked worse: the seeds'
    tuning top-1 fell from 103 to 101 right, against 104 this way.)
 2. Calibrator: logistic regression over scorer.CALIBRATION_FEATURES of each question's best
-   candidate (by the ranker) that passes the pipeline's checks; target: answering with it is
-   right (never, on an unanswerable question); L2 penalty CALIBRATOR_L2.
+   candidate (by the ranker) that passes the pipeline's checks (its ranker score and lead,
+   its old hand score and that score's gap to the question's best, `calibration_base`);
+   target: answering with it is right (never, on an unanswerable question); L2 penalty
+   CALIBRATOR_L2.
 3. Threshold: the probability that maximises the mean over corpora of the utility (+1 right
    answer or right abstention, 0 abstention on an answerable question, -1 wrong answer).
 """
@@ -37,7 +39,9 @@ from qa.answering.features import FEATURES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RANKER_L2 = 1.0
-CALIBRATOR_L2 = 1.0
+# Measured by leave-one-corpus-out utility (REPORT.md, variants.py): 1 -> 10 raised it on
+# every corpus left out; a calibrator fitted on five corpora must not lean on any one.
+CALIBRATOR_L2 = 10.0
 MM_STEPS = 60
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 BINS = 10
@@ -161,6 +165,8 @@ def calibration_rows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(question ids whose best candidate passes the checks, their calibrator inputs, labels)."""
     scores = ranker(data["X"])
+    hand = scorer.hand_score(data["X"])
+    usable = ~data["barred"].astype(bool)
     ids, rows, labels = [], [], []
     for qi, (best, second) in enumerate(_best(data, ranker)):
         if best < 0 or not data["check_ok"][best]:
@@ -168,7 +174,8 @@ def calibration_rows(
         q = data["questions"][qi]
         ids.append(qi)
         lead = scores[best] - scores[second] if second is not None else 0.0
-        rows.append([scores[best], lead, *data["B"][best]])
+        top_hand = hand[(data["question"] == qi) & usable].max()
+        rows.append([scores[best], lead, hand[best], hand[best] - top_hand, *data["B"][best]])
         labels.append(float(bool(data["right"][best]) and not q["unanswerable"]))
     return np.array(ids, int), np.array(rows), np.array(labels)
 

@@ -11,7 +11,7 @@ is a space-free list of `key=value` joined by `+`:
   root of its number of questions (fit.py: every corpus the same);
 - thr=question: the threshold maximises utility pooled over questions (fit.py: the mean of
   the corpora's utilities);
-- rl2=, cl2=: the ranker's and the calibrator's L2 penalties (fit.py: 1 and 1);
+- rl2=, cl2=: the ranker's and the calibrator's L2 penalties (fit.py: 1 and 10);
 - extra=a,b: more calibrator inputs of the best candidate: pre (the old hand score, i.e.
   collect.py's pre-score), prelead (its gap to the best pre-score, 0 when
   it is the pre-score's first), pretop (it is the
@@ -19,7 +19,9 @@ is a space-free list of `key=value` joined by `+`:
   news_score / news_margin (news kind asked x score / margin), passage_rank, ncand (log
   number of candidates).
 
-Results were written up in REPORT.md ("Why the seeds regress"); none was shipped.
+Results were written up in REPORT.md ("Why the seeds regressed", "Variants"): the calibrator
+with the old hand score and its gap, L2 10, is what fit.py now does (so `extra=pre,prelead`
+adds them twice).
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ def configure(spec: dict[str, str]) -> None:
     """Patch fit.py's module-level choices for one variant."""
     for name, value in ORIGINAL.items():
         setattr(fit, name, value)
-    fit.RANKER_L2 = float(spec.get("rl2", 1.0))
-    fit.CALIBRATOR_L2 = float(spec.get("cl2", 1.0))
+    fit.RANKER_L2 = float(spec.get("rl2", ORIGINAL["RANKER_L2"]))
+    fit.CALIBRATOR_L2 = float(spec.get("cl2", ORIGINAL["CALIBRATOR_L2"]))
     weight, extra = spec.get("weight"), [e for e in spec.get("extra", "").split(",") if e]
 
     def corpus_weights(questions: list[dict[str, Any]]) -> np.ndarray:

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from qa.answering import short
-from qa.answering.kinds import NEWS_KINDS, TECHNICAL_KINDS, Asked
+from qa.answering.kinds import NEWS_KINDS, TECHNICAL_KINDS, Asked, has_kind, sentence_kind
 from qa.answering.question import Constraints, date_supported
-from qa.answering.source import TextSource, block_at, line_of
+from qa.answering.source import BlockInfo, TextSource, block_at, block_lead, line_of
+from qa.chunking import Span
 from qa.retrieval import Passage, Query
 from qa.text import fold, tokens
 
@@ -66,6 +67,10 @@ FEATURES: tuple[str, ...] = (
     "news_kind_absent",
     "grows_back",  # the answer takes in the sentence before (see `grown`)
     "grows_on",  # the answer takes in the sentence after
+    "lead_in",  # it ends with a colon and its answer takes the items it introduces
+    # What a table's caption and header row, a definition's term or a list's lead-in adds to
+    # the row's, definition's or item's overlap with the question.
+    "lead_gain",
     # Reference text (hard-wrapped lines, listings, fragments) and running prose (a line per
     # paragraph) reward different signals: `wrapped` is the share of the document's lines
     # shorter than 80 characters, and the main signals are seen again scaled by it.
@@ -291,135 +296,190 @@ def _text_features(sentence: str) -> tuple[bool, bool, bool]:
     return is_heading(sentence), is_boilerplate(sentence), bool(_OPTION_START.match(sentence))
 
 
+# Blocks that are units of text though their lines look like code: a table row's cells, an
+# option's name, a definition. A code block is a listing whatever it holds.
+_NOT_LISTING = frozenset({"table_row", "term", "definition"})
+# Blocks a lead-in ("…the following:", "Python versions are numbered A.B.C:") introduces,
+# and blocks whose sentences answer together (an item, a definition).
+_ITEMS = frozenset({"list_item", "table_row", "definition", "term", "code"})
+# A definition answers with its term and all its sentences. A list item does not answer
+# whole: in running text an item is a paragraph ("- Le pays est critiqué… Lavrov s'est rendu
+# … le 18 octobre."), and the answer would be three sentences where one says it.
+_UNITS = frozenset({"definition"})
+UNIT_MAX = 400  # characters: a block grown past this is a section, not an answer
+
+
+def _family(kind: str | None) -> str | None:
+    """Terms and definitions alternate in one list: the items a lead-in introduces."""
+    return "definition" if kind == "term" else kind
+
+
+def _listing(text: str, start: int, end: int, block: BlockInfo) -> bool:
+    if block.kind == "code":
+        return True
+    return block.kind not in _NOT_LISTING and is_listing(text, start, end)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """A passage's sentences, read once for all its candidates."""
+
+    pos: int
+    passage: Passage
+    text: str
+    body_start: int
+    style: float
+    repeats: Any
+    ids: list[int]
+    sims: Any
+    full: list[Span]  # the sentences
+    spans: list[tuple[int, int]]  # …clipped to the chunk
+    blocks: list[BlockInfo]
+    listing: list[bool]
+    overlaps: list[tuple[frozenset[str], float]]
+
+
+def _context(source: TextSource, view: QuestionView, pos: int, p: Passage,
+             repeated: dict[str, list[tuple[int, int, int]]]) -> _Context:
+    c = p.chunk
+    doc = source.doc(c.doc_id)
+    text = doc.text
+    ids = source.sentences_of_chunk(p.chunk_id)
+    sims = source.sentence_vectors_of(ids) @ view.query.vector if ids else []
+    full = [source.sentence(si) for si in ids]
+    spans = [(max(s.start, c.start), min(s.end, c.end)) for s in full]
+    blocks = [block_at(source, c.doc_id, a) for a, _ in spans]
+    overlaps = []
+    for si, s, (a, b) in zip(ids, full, spans, strict=True):
+        terms = (source.terms_of_sentence(si) if (a, b) == (s.start, s.end)
+                 else frozenset(tokens(text[a:b])))
+        overlaps.append((terms, view.overlap(terms)))
+    for k, (a, b) in enumerate(spans):
+        while a > c.start and text[a - 1] == "-":
+            a -= 1  # the sentence splitter trims bullets, and so an option's dash
+        spans[k] = (a, b)
+    return _Context(pos, p, text, doc.body_start, wrapped_share(source, c.doc_id),
+                    repeated.get(c.doc_id, ()), ids, sims, full, spans, blocks,
+                    [_listing(text, a, b, k) for (a, b), k in zip(spans, blocks, strict=True)],
+                    overlaps)
+
+
+def answer_unit(ctx: _Context, i: int, *, prose: bool) -> tuple[int, int, bool, bool, bool]:
+    """The answer of sentence i: `grown`, then the rest of its definition (its term included),
+    or, for a lead-in ending with a colon, the items it introduces; never past UNIT_MAX
+    characters. (start, end, grew back, grew on, took items)."""
+    start, end, back, on = grown(ctx.text, ctx.spans, i, prose=prose, listing=ctx.listing)
+    spans, blocks, n = ctx.spans, ctx.blocks, len(ctx.spans)
+    kind, first = blocks[i].kind, blocks[i].start
+    if kind in _UNITS or kind == "term":
+        j0 = j1 = i
+        while j0 > 0 and blocks[j0 - 1].start == first:
+            j0 -= 1
+        while j1 + 1 < n and (blocks[j1 + 1].start == first or (
+                kind == "term" and j1 == i and blocks[j1 + 1].kind == "definition")):
+            j1 += 1
+        if kind == "definition" and j0 > 0 and blocks[j0 - 1].kind == "term":
+            j0 -= 1
+        a, b = min(start, spans[j0][0]), max(end, spans[j1][1])
+        if b - a <= UNIT_MAX:
+            back, on = back or a < start, on or b > end
+            start, end = a, b
+    items = False
+    if ctx.text[spans[i][0] : spans[i][1]].rstrip().endswith(":") and i + 1 < n:
+        family = _family(blocks[i + 1].kind)
+        j = i
+        while j + 1 < n and blocks[j + 1].kind in _ITEMS and blocks[j + 1].start != first \
+                and _family(blocks[j + 1].kind) == family \
+                and not (prose and ctx.listing[j + 1]) and spans[j + 1][1] - start <= UNIT_MAX:
+            j += 1
+        if j > i and spans[j][1] > end:
+            end, on, items = spans[j][1], True, True
+    return start, end, back, on, items
+
+
 def candidates(
     source: TextSource, view: QuestionView, passages: list[Passage]
 ) -> list[Candidate]:
     """Every sentence of the passages (12+ characters), with its features; score 0."""
-    query = view.query
     top_score = max((p.score for p in passages), default=0.0) or 1.0
     repeated = repeated_lines(source)
-    n_docs = max(source.n_documents, 2)
-    sentence_kind = _SENTENCE_KIND.get(view.asked.kind)
-    matched = [g for g in query.groups if g]
-    news = view.asked.kind in NEWS_KINDS
     out: list[Candidate] = []
     for pos, p in enumerate(passages):
+        ctx = _context(source, view, pos, p, repeated)
         c = p.chunk
-        doc = source.doc(c.doc_id)
-        text = doc.text
-        doc_repeats = repeated.get(c.doc_id, ())
-        style = wrapped_share(source, c.doc_id)
-        sentence_ids = source.sentences_of_chunk(p.chunk_id)
-        sims = source.sentence_vectors_of(sentence_ids) @ query.vector if sentence_ids else []
-        spans = [source.sentence(si) for si in sentence_ids]
-        clipped_spans = [(max(s.start, c.start), min(s.end, c.end)) for s in spans]
-        listing_flags = [is_listing(text, a, b) for a, b in clipped_spans]
-        overlaps = []
-        for si, s in zip(sentence_ids, spans, strict=True):
-            start, end = max(s.start, c.start), min(s.end, c.end)
-            terms = (source.terms_of_sentence(si) if (start, end) == (s.start, s.end)
-                     else frozenset(tokens(text[start:end])))
-            overlaps.append((terms, view.overlap(terms)))
-        for i, (si, s, sim) in enumerate(zip(sentence_ids, spans, sims, strict=True)):
-            start, end = max(s.start, c.start), min(s.end, c.end)
-            while start > c.start and text[start - 1] == "-":
-                start -= 1  # the sentence splitter trims bullets, and so an option's dash
+        for i, si in enumerate(ctx.ids):
+            start, end = ctx.spans[i]
             if end - start < 12:
                 continue
-            sentence = text[start:end]
-            clipped = start > s.start or end < s.end
-            dense = float(sim) * ((end - start) / (s.end - s.start) if clipped else 1.0)
-            terms, overlap = overlaps[i]
-            x = np.zeros(len(FEATURES))
-            x[INDEX["dense"]] = dense
-            x[INDEX["overlap"]] = overlap
-            x[INDEX["plain_overlap"]] = (sum(1 for g in matched if g & terms) / len(matched)
-                                         if matched else 0.0)
-            if sentence_kind is not None:
-                present = has_kind(sentence, sentence_kind)
-                x[INDEX["kind_present"]] = float(present)
-                x[INDEX["kind_absent"]] = float(not present)
-                x[INDEX["news_kind_absent"]] = float(not present and news)
-            heading, boiler, option = _text_features(sentence)
-            x[INDEX["heading"]] = float(heading)
-            x[INDEX["passage_rank"]] = 1 / (1 + pos)
-            x[INDEX["passage_score"]] = p.score / top_score
-            if view.cons.dates:
-                mentions = short.dates_in(source, c.doc_id, start, end)
-                x[INDEX["date_match"]] = 1.0 if any(
-                    date_supported(qd, mentions) for qd in view.cons.dates) else -1.0
-            x[INDEX["position"]] = start / max(len(text), 1)
-            x[INDEX["early"]] = float(start - doc.body_start < 300)
-            x[INDEX["boilerplate"]] = float(boiler)
-            count = max((n for ls, le, n in doc_repeats if ls < end and start < le), default=0)
-            x[INDEX["repeated"]] = math.log1p(max(count - 1, 0)) / math.log1p(n_docs - 1)
-            x[INDEX["clipped"]] = float(clipped)
-            listing = listing_flags[i] if start == clipped_spans[i][0] else is_listing(
-                text, start, end)
-            x[INDEX["listing_technical" if view.technical else "listing_prose"]] = float(listing)
-            x[INDEX["option_line"]] = float(option)
-            x[INDEX["definition"]] = float(view.asked.kind == "definition"
-                                           and _definition(sentence, view.asked.subject))
-            if _ANAPHORA.match(sentence):
-                x[INDEX["anaphora"]] = 1.0
-                x[INDEX["anaphora_prev"]] = overlaps[i - 1][1] if i > 0 else 0.0
-            x[INDEX["neighbour_overlap"]] = max(
-                [overlaps[j][1] for j in (i - 1, i + 1) if 0 <= j < len(overlaps)],
-                default=0.0)
-            x[INDEX["length"]] = math.log(end - start) / 6
-            block = block_at(source, c.doc_id, start)
-            if block.kind in _BLOCK_FEATURES:
-                x[INDEX[_BLOCK_FEATURES[block.kind]]] = 1.0
-            if block.section:
-                x[INDEX["section_overlap"]] = view.overlap(
-                    frozenset(tokens(" ".join(block.section))))
-            if view.technical:
-                for name in ("dense", "overlap", "heading", "passage_score"):
-                    x[INDEX[f"tech_{name}"]] = x[INDEX[name]]
-            a_start, a_end, back, on = grown(text, clipped_spans, i, prose=not view.technical,
-                                             listing=listing_flags)
+            x = _vector(source, view, ctx, i, start, end, top_score)
+            a_start, a_end, back, on, items = answer_unit(ctx, i, prose=not view.technical)
             x[INDEX["grows_back"]] = float(back)
             x[INDEX["grows_on"]] = float(on)
-            x[INDEX["wrapped"]] = style
-            for name in _WRAPPED:
-                x[INDEX[f"wrapped_{name}"]] = style * x[INDEX[name]]
-            x[INDEX["wrapped_grows"]] = style * float(back or on)
+            x[INDEX["lead_in"]] = float(items)
+            x[INDEX["wrapped_grows"]] = ctx.style * float(back or on)
             out.append(Candidate(0.0, pos, c.doc_id, start, end, p.chunk_id, si, x,
                                  min(a_start, start), max(a_end, end)))
     return out
 
 
-# ------------------------------------------------------------------ asked kind in a sentence
-
-_MONTHS = (
-    "janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
-    "january|february|march|april|may|june|july|august|september|october|november|december"
-)
-_YEAR = r"\b(?:1[89]\d\d|20\d\d)\b"
-_DATE = re.compile(rf"{_YEAR}|\b(?:{_MONTHS})\b|\b(?:lundi|mardi|mercredi|jeudi|vendredi|"
-                   r"samedi|dimanche|dernier|derniere|hier|semaine)\b")
-# A quantity: a number that is neither a year nor a day of a month, or a number word.
-_QUANTITY = re.compile(
-    rf"(?<![\d-])(?!{_YEAR})\d[\d\u00a0\u202f ,.]*(?!\d)(?!\s*(?:er\s+)?(?:{_MONTHS})\b)"
-    r"|\b(?:millions?|milliards?|milliers?|dizaines?|centaines?|douzaines?|vingtaine|"
-    r"cinquantaine|mille|moitie|half|thousands?|hundreds?|dozens?)\b"
-    # Small number words count, except after an article: "six officiers" is a quantity,
-    # "les deux pays" is not.
-    r"|(?<!les )(?<!ces )(?<!des )(?<!the )\b(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|"
-    r"douze|vingt|cent|two|three|four|five|six|seven|eight|nine|ten)\b"
-)
-_NAME = re.compile(r"\b[A-ZÀ-Ý][\wà-ÿ’'-]+(?:[ -][A-ZÀ-Ý][\wà-ÿ’'-]+)+")
-_SENTENCE_KIND = {"date": "date", "quantity": "quantity", "person": "name",
-                  "organisation": "name", "howto": "technical",
-                  **{k: k for k in TECHNICAL_KINDS}}
-
-
-def has_kind(sentence: str, kind: str) -> bool:
-    """Whether a sentence holds something of the kind a question asks for ('date',
-    'quantity', 'name', a technical kind, or 'technical': an option or a command)."""
-    if kind == "name":
-        return bool(_NAME.search(sentence))
-    if kind in TECHNICAL_KINDS or kind == "technical":
-        return bool(short.technical(sentence, 0, len(sentence), kind))
-    folded = fold(sentence)
-    return bool((_DATE if kind == "date" else _QUANTITY).search(folded))
+def _vector(source: TextSource, view: QuestionView, ctx: _Context, i: int, start: int,
+            end: int, top_score: float) -> np.ndarray:
+    """The features of sentence i of a passage, [start, end) (the answer's are set apart)."""
+    text, s, block = ctx.text, ctx.full[i], ctx.blocks[i]
+    sentence = text[start:end]
+    clipped = start > s.start or end < s.end
+    terms, overlap = ctx.overlaps[i]
+    matched = [g for g in view.query.groups if g]
+    x = np.zeros(len(FEATURES))
+    x[INDEX["dense"]] = float(ctx.sims[i]) * ((end - start) / (s.end - s.start)
+                                              if clipped else 1.0)
+    x[INDEX["overlap"]] = overlap
+    x[INDEX["plain_overlap"]] = (sum(1 for g in matched if g & terms) / len(matched)
+                                 if matched else 0.0)
+    wanted = sentence_kind(view.asked.kind)
+    if wanted is not None:
+        present = has_kind(sentence, wanted)
+        x[INDEX["kind_present"]] = float(present)
+        x[INDEX["kind_absent"]] = float(not present)
+        x[INDEX["news_kind_absent"]] = float(not present and view.asked.kind in NEWS_KINDS)
+    heading, boiler, option = _text_features(sentence)
+    x[INDEX["heading"]] = float(heading)
+    x[INDEX["passage_rank"]] = 1 / (1 + ctx.pos)
+    x[INDEX["passage_score"]] = ctx.passage.score / top_score
+    if view.cons.dates:
+        mentions = short.dates_in(source, ctx.passage.chunk.doc_id, start, end)
+        x[INDEX["date_match"]] = 1.0 if any(
+            date_supported(qd, mentions) for qd in view.cons.dates) else -1.0
+    x[INDEX["position"]] = start / max(len(text), 1)
+    x[INDEX["early"]] = float(start - ctx.body_start < 300)
+    x[INDEX["boilerplate"]] = float(boiler)
+    count = max((n for ls, le, n in ctx.repeats if ls < end and start < le), default=0)
+    x[INDEX["repeated"]] = math.log1p(max(count - 1, 0)) / math.log1p(
+        max(source.n_documents, 2) - 1)
+    x[INDEX["clipped"]] = float(clipped)
+    x[INDEX["listing_technical" if view.technical else "listing_prose"]] = float(ctx.listing[i])
+    x[INDEX["option_line"]] = float(option)
+    x[INDEX["definition"]] = float(view.asked.kind == "definition"
+                                   and _definition(sentence, view.asked.subject))
+    if _ANAPHORA.match(sentence):
+        x[INDEX["anaphora"]] = 1.0
+        x[INDEX["anaphora_prev"]] = ctx.overlaps[i - 1][1] if i > 0 else 0.0
+    x[INDEX["neighbour_overlap"]] = max(
+        [ctx.overlaps[j][1] for j in (i - 1, i + 1) if 0 <= j < len(ctx.overlaps)],
+        default=0.0)
+    x[INDEX["length"]] = math.log(end - start) / 6
+    if block.kind in _BLOCK_FEATURES:
+        x[INDEX[_BLOCK_FEATURES[block.kind]]] = 1.0
+    if block.section:
+        x[INDEX["section_overlap"]] = view.overlap(frozenset(tokens(" ".join(block.section))))
+    if block.kind in ("table_row", "definition", "list_item"):
+        lead = block_lead(source, ctx.passage.chunk.doc_id, start)
+        if lead:
+            x[INDEX["lead_gain"]] = view.overlap(terms | frozenset(tokens(lead))) - overlap
+    if view.technical:
+        for name in ("dense", "overlap", "heading", "passage_score"):
+            x[INDEX[f"tech_{name}"]] = x[INDEX[name]]
+    x[INDEX["wrapped"]] = ctx.style
+    for name in _WRAPPED:
+        x[INDEX[f"wrapped_{name}"]] = ctx.style * x[INDEX[name]]
+    return x

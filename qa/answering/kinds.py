@@ -1,7 +1,8 @@
 """What a question asks for: one detector for every stage of answering.
 
 The sentence features, the question's constraints and the short answer all read the asked
-kind from here (they had three sets of regexes before). English and French wordings; the
+kind from here (they had three sets of regexes before), and whether a sentence holds a phrase
+of that kind (`has_kind`). English and French wordings; the
 question is accent-folded first. Kinds:
 
 - news kinds: date, quantity, place, organisation, person;
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qa.answering import short
 from qa.text import fold
 
 KINDS: tuple[str, ...] = (
@@ -30,20 +32,20 @@ TECHNICAL_KINDS = frozenset({"command", "option", "path", "package", "version"})
 # kinds in the order the sentence scorer and the constraints used.
 _ASKED: list[tuple[str, re.Pattern[str]]] = [
     ("option", re.compile(
-        r"\b(?:which|what|quelle|quel)\s+(?:\w+\s+){0,2}(?:option|flag|switch|argument)s?\b"
+        r"\b(?:which|what|quelle|quel)\s+(?:[\w.-]+\s+){0,2}(?:option|flag|switch|argument)s?\b"
         r"|\b(?:option|flag)s?\s+(?:de|of|to|for|makes?|tells?|lets?|gives?)\b"
-        r"|\b(?:quelle|which)\s+(?:\w+\s+){0,2}(?:option|flag)\b")),
+        r"|\b(?:quelle|which)\s+(?:[\w.-]+\s+){0,2}(?:option|flag)\b")),
     ("command", re.compile(
-        r"\b(?:which|what|quelle|quel)\s+(?:\w+\s+){0,2}(?:command|commande|"
+        r"\b(?:which|what|quelle|quel)\s+(?:[\w.-]+\s+){0,2}(?:command|commande|"
         r"tool|outil|utility|utilitaire|binary|executable)s?\b"
         r"|\b(?:command|commande)\s+(?:to|pour|that|qui)\b")),
     ("path", re.compile(
-        r"\b(?:which|what|quel|quelle|dans quel|in which|in what)\s+(?:\w+\s+){0,2}"
+        r"\b(?:which|what|quel|quelle|dans quel|in which|in what)\s+(?:[\w.-]+\s+){0,2}"
         r"(?:file|fichier|directory|folder|repertoire|dossier|path|chemin)s?\b"
         r"|\bwhere (?:is|are|does|do|can|should)\b.*\b(?:stored|kept|config\w*|located|saved|"
         r"written|file|files|installed)\b|\bou (?:se trouve|sont|est)\b.*\bfichier")),
     ("package", re.compile(
-        r"\b(?:which|what|quel|quelle)\s+(?:\w+\s+){0,2}(?:package|paquet|paquets|module|"
+        r"\b(?:which|what|quel|quelle)\s+(?:[\w.-]+\s+){0,2}(?:package|paquet|paquets|module|"
         r"library|bibliotheque)s?\b")),
     ("version", re.compile(
         r"\b(?:which|what|quelle|quel)\s+(?:\w+\s+){0,4}(?:version|release)\b"
@@ -82,8 +84,13 @@ _ASKED: list[tuple[str, re.Pattern[str]]] = [
         r"agence|organisation|organization|institute|institut|intelligence service|"
         r"news agency|company|entreprise|groupe de reflexion|service de renseignement)\b")),
     ("person", re.compile(
-        r"\b(?:who|qui|whom|whose|comment s.appelle|quel est le nom|what is the name|name of|"
-        r"nom du|nom de|name)\b|(?:which|what|quel|quelle)\s+(?:\w+\s+){0,2}"
+        # "qui" at the head of a clause ("Qui est…", "Selon X, qui…", "À qui…"), not a
+        # relative pronoun ("le niveau qui signifie…"); "name" of a person, not "another
+        # name for", "a tag name".
+        r"\b(?:who|whom|whose|comment s.appel\w*|quel est le nom|what is the name|name of|"
+        r"nom du|nom de|(?:pm|minister|president|leader|chief) name)\b"
+        r"|(?:^\W*|[,;:]\s*)(?:\w+\s+)?qui\b"
+        r"|(?:which|what|quel|quelle)\s+(?:\w+\s+){0,2}"
         r"(?:minister|ministre|president|leader|dirigeant|expert|chief|general|official|"
         r"prime minister|premier ministre|secretary|secretaire|commander|commandant)\b")),
     ("definition", re.compile(
@@ -149,3 +156,42 @@ def sentence_kind(kind: str) -> str | None:
     if kind == "howto":
         return "technical"
     return None
+
+
+def expected_kind(question: str) -> str | None:
+    """What a sentence must show for the question ('date', 'quantity', 'name', a technical
+    kind), or None."""
+    return sentence_kind(asked_kind(question))
+
+
+# ------------------------------------------------------------------ asked kind in a sentence
+
+_MONTHS = (
+    "janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
+    "january|february|march|april|may|june|july|august|september|october|november|december"
+)
+_YEAR = r"\b(?:1[89]\d\d|20\d\d)\b"
+_DATE = re.compile(rf"{_YEAR}|\b(?:{_MONTHS})\b|\b(?:lundi|mardi|mercredi|jeudi|vendredi|"
+                   r"samedi|dimanche|dernier|derniere|hier|semaine)\b")
+# A quantity: a number that is neither a year nor a day of a month, or a number word.
+_QUANTITY = re.compile(
+    rf"(?<![\d-])(?!{_YEAR})\d[\d\u00a0\u202f ,.]*(?!\d)(?!\s*(?:er\s+)?(?:{_MONTHS})\b)"
+    r"|\b(?:millions?|milliards?|milliers?|dizaines?|centaines?|douzaines?|vingtaine|"
+    r"cinquantaine|mille|moitie|half|thousands?|hundreds?|dozens?)\b"
+    # Small number words count, except after an article: "six officiers" is a quantity,
+    # "les deux pays" is not.
+    r"|(?<!les )(?<!ces )(?<!des )(?<!the )\b(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|"
+    r"douze|vingt|cent|two|three|four|five|six|seven|eight|nine|ten)\b"
+)
+_NAME = re.compile(r"\b[A-ZÀ-Ý][\wà-ÿ’'-]+(?:[ -][A-ZÀ-Ý][\wà-ÿ’'-]+)+")
+
+
+def has_kind(sentence: str, kind: str) -> bool:
+    """Whether a sentence holds something of the kind a question asks for ('date',
+    'quantity', 'name', a technical kind, or 'technical': an option or a command)."""
+    if kind == "name":
+        return bool(_NAME.search(sentence))
+    if kind in TECHNICAL_KINDS or kind == "technical":
+        return bool(short.technical(sentence, 0, len(sentence), kind))
+    folded = fold(sentence)
+    return bool((_DATE if kind == "date" else _QUANTITY).search(folded))

@@ -322,13 +322,20 @@ def calibration_base(
     ])
 
 
+def top_hand_score(candidates: Sequence[Candidate]) -> float:
+    """The best hand score (`scorer.hand_score`) of the candidates that may answer."""
+    rows = [c.features for c in candidates if not barred(c)]
+    return float(scorer.hand_score(np.stack(rows)).max()) if rows else 0.0
+
+
 def calibrated(
     sp: scorer.ScorerParams, source: TextSource, view: QuestionView, best: Candidate,
-    runner_up: Candidate | None, check: Check,
+    runner_up: Candidate | None, check: Check, top_hand: float,
 ) -> float:
-    """The probability that answering with `best` (as checked) is right."""
+    """The probability that answering with `best` (as checked) is right; `top_hand`: see
+    `top_hand_score`."""
     base = calibration_base(source, view, best, check)
-    return scorer.confidence(sp, scorer.calibration_vector(best, runner_up, base))
+    return scorer.confidence(sp, scorer.calibration_vector(best, runner_up, base, top_hand))
 
 
 def answer_span(cand: Candidate, check: Check) -> tuple[int, int]:
@@ -403,10 +410,11 @@ def answer_question(
         return Answer(question, None, True, None, citations, 0.0,
                       note="No passage of these documents is close enough to the question.")
     first_note, first_conf = None, None
+    top_hand = top_hand_score(candidates)
     for n, cand in enumerate(ranked[: params.alternatives]):
         check = check_candidate(source, cand, view)
         runner_up = ranked[n + 1] if n + 1 < len(ranked) else None
-        conf = round(calibrated(sp, source, view, cand, runner_up, check), 4)
+        conf = round(calibrated(sp, source, view, cand, runner_up, check, top_hand), 4)
         first_conf = conf if first_conf is None else first_conf
         if not check.ok:
             first_note = first_note or check.note

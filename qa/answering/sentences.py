@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from qa.answering import scorer
-from qa.answering.features import Candidate, QuestionView, candidates, has_kind, is_heading
-from qa.answering.kinds import asked_kind, sentence_kind
+from qa.answering.features import Candidate, QuestionView, candidates, is_heading
+from qa.answering.kinds import expected_kind, has_kind
 from qa.answering.source import TextSource
 from qa.retrieval import Passage, Query
 
@@ -36,12 +36,6 @@ class AnswerParams:
 
 
 DEFAULT_PARAMS = AnswerParams()
-
-
-def expected_kind(question: str) -> str | None:
-    """What a sentence must show for the question ('date', 'quantity', 'name', a technical
-    kind), or None: the asked kind (kinds.py) as the sentence features read it."""
-    return sentence_kind(asked_kind(question))
 
 
 def term_weights(index: TextSource, query: Query) -> list[float]:

@@ -270,9 +270,8 @@ def whole_tokens(text: str, span: Span) -> bool:
     before = text[span.start - 1] if span.start > 0 else " "
     after = text[span.end] if span.end < len(text) else " "
     nxt = text[span.end + 1] if span.end + 1 < len(text) else " "
-    return not (before.isalnum() or after.isalnum()
-                or (after in ".," and nxt.isdigit()) or (before in "." and span.start > 1
-                                                         and text[span.start - 2].isdigit()))
+    return not (before.isalnum() or after.isalnum() or (after in ".," and nxt.isdigit())
+                or (before == "." and span.start > 1 and text[span.start - 2].isdigit()))
 
 
 def technical(text: str, start: int, end: int, kind: str) -> list[Span]:
