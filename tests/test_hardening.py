@@ -404,16 +404,16 @@ def test_a_watcher_facing_a_damaged_current_does_not_reread_every_snapshot_each_
     """Naming the repair reads every snapshot (tens of MB each at 50k documents); a server
     watching a damaged CURRENT asks each tick, and would parse them all again every time,
     in the process that answers /ask. Unchanged snapshots are not read again."""
-    import qa.index as index_mod
+    import qa.index.snapshot as index_mod
 
     reads: list[str] = []
-    real = index_mod._read_snapshot
+    real = index_mod.read_snapshot
 
     def counting(index_dir: Path, name: str) -> dict[str, Any]:
         reads.append(name)
         return real(index_dir, name)
 
-    monkeypatch.setattr(index_mod, "_read_snapshot", counting)
+    monkeypatch.setattr(index_mod, "read_snapshot", counting)
     (built / CURRENT).write_text("snap-999999.json\n")
     for _ in range(3):
         with pytest.raises(IndexDamagedError, match="--restore"):

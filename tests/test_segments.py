@@ -21,6 +21,9 @@ from qa.documents import ParseLimits
 from qa.embedding import Embedder, HashEmbedder
 from qa.errors import IndexBusyError, IndexMismatchError, QAError
 from qa.index import CURRENT, build_index, load_index, writer_lock
+from qa.index import merge as merge_mod
+from qa.index import snapshot as snapshot_mod
+from qa.index import writer as writer_mod
 from qa.retrieval import prepare, retrieve
 from qa.store import vectors as vectors_mod
 from qa.store.lexical import SegmentLexical, write_lexical
@@ -84,7 +87,7 @@ def test_many_updates_merge_small_segments(
 ) -> None:
     """Tiered: one-document segments merge with each other (4 at a time), never into the
     big first segment, which stays as it was written."""
-    monkeypatch.setattr(index_mod, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(merge_mod, "MAX_SEGMENTS", 3)
     ix = tmp_path / "ix"
     build_index(corpus_dir, ix, embedder=fake_embedder)
     first = load_index(ix, embedder=fake_embedder).segments[0].name
@@ -94,9 +97,9 @@ def test_many_updates_merge_small_segments(
                                                 encoding="utf-8")
         report = build_index(corpus_dir, ix, embedder=fake_embedder)
         merged += report.merged
-        assert report.segments <= 3 + index_mod.MERGE_FACTOR - 1
+        assert report.segments <= 3 + merge_mod.MERGE_FACTOR - 1
         assert first in [s.name for s in load_index(ix, embedder=fake_embedder).segments]
-    assert merged >= 2 * index_mod.MERGE_FACTOR
+    assert merged >= 2 * merge_mod.MERGE_FACTOR
     index = load_index(ix, embedder=fake_embedder)
     assert index.n_documents == 14
     assert index.doc("note8.txt").text == "Note 8 : Kim Jong-un et Poutine."
@@ -209,10 +212,10 @@ def test_full_disk_while_committing_leaves_the_index_untouched(
     before = sorted(p.name for p in ix.iterdir())
     (corpus_dir / "new.txt").write_text("Un nouveau document.", encoding="utf-8")
 
-    def full(path: Path, data: str) -> None:
+    def full(path: Path, data: str | bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(index_mod, "_write_atomic", full)
+    monkeypatch.setattr(snapshot_mod, "write_atomic", full)
     with pytest.raises(QAError, match=r"disk is full.*unchanged"):
         build_index(corpus_dir, ix, embedder=fake_embedder)
     assert sorted(p.name for p in ix.iterdir()) == before
@@ -261,10 +264,28 @@ def test_a_format_1_index_is_refused_then_replaced(
     (ix / CURRENT).write_text(old.name + "\n")
     with pytest.raises(IndexMismatchError, match=r"format version 1.*qa index"):
         load_index(ix, embedder=fake_embedder)
-    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)
     report = build_index(corpus_dir, ix, embedder=fake_embedder)
     assert report.added == 5
     assert not old.exists()
+    assert load_index(ix, embedder=fake_embedder).n_documents == 5
+
+
+def test_an_index_written_with_another_store_is_refused_then_rebuilt(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    """The stores a snapshot records are read: vectors written by another backend are not
+    opened as FAISS ones, and the next build re-embeds rather than reusing them."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    live = ix / (ix / CURRENT).read_text().strip()
+    manifest = json.loads(live.read_text(encoding="utf-8"))
+    manifest["store"]["vectors"] = {"id": "hnsw-pq", "version": 7}
+    live.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IndexMismatchError, match=r"hnsw-pq.*qa index --rebuild"):
+        load_index(ix, embedder=fake_embedder)
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert report.embedded_chunks == report.chunks
     assert load_index(ix, embedder=fake_embedder).n_documents == 5
 
 
@@ -287,7 +308,7 @@ def test_readers_keep_their_snapshot_through_rebuilds(
     assert {d: reader.doc(d).text for d in reader.doc_ids()} == expected
     assert _top(reader, "Poutine Pyongyang")
     # After the grace period, old snapshots go, and their segments with them.
-    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)
     build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
     snapshots = [p for p in ix.iterdir() if p.name.startswith("snap-")]
     assert len(snapshots) == index_mod.KEEP_SNAPSHOTS
@@ -349,7 +370,7 @@ def test_the_embedding_cache_bound_changes_nothing(
     (corpus_dir / "copy.txt").write_text(
         (corpus_dir / "001_113f9629b7018fa7.txt").read_text(encoding="utf-8"), encoding="utf-8")
     big = build_index(corpus_dir, tmp_path / "big", embedder=emb)
-    monkeypatch.setattr(index_mod._EmbedCache, "MAX", 5)
+    monkeypatch.setattr(index_mod.EmbedCache, "MAX", 5)
     small = build_index(corpus_dir, tmp_path / "small", embedder=emb)
     assert big.chunks == small.chunks
     a, b = (load_index(tmp_path / n, embedder=emb) for n in ("big", "small"))
@@ -423,7 +444,7 @@ def test_a_reader_that_touched_nothing_survives_the_pruning(
     ix = tmp_path / "ix"
     build_index(corpus_dir, ix, embedder=fake_embedder)
     reader = load_index(ix, embedder=fake_embedder)
-    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)
     for i in range(3):
         (corpus_dir / "000_25f13bc6add64f1c.txt").write_text(f"Nouveau texte {i}.", "utf-8")
         build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
@@ -460,9 +481,9 @@ def test_merges_are_capped_by_chunks_and_keep_bm25_statistics(
     before = load_index(tmp_path / "ix", embedder=emb).lexical_search(["chat"], 5)
     (corpus / "long.txt").write_text("Un chat. " * 200, encoding="utf-8")
     (corpus / "court.txt").write_text("Un chien dort là.", encoding="utf-8")
-    monkeypatch.setattr(index_mod, "BATCH_CHARS", 10)  # one segment per document
-    monkeypatch.setattr(index_mod, "MAX_SEGMENTS", 2)
-    monkeypatch.setattr(index_mod, "MAX_MERGED_CHUNKS", 10)
+    monkeypatch.setattr(writer_mod, "BATCH_CHARS", 10)  # one segment per document
+    monkeypatch.setattr(merge_mod, "MAX_SEGMENTS", 2)
+    monkeypatch.setattr(merge_mod, "MAX_MERGED_CHUNKS", 10)
     build_index(corpus, tmp_path / "ix", embedder=emb)
     index = load_index(tmp_path / "ix", embedder=emb)
     assert all(len(s.doc_ids) == 1 for s in index.segments if len(s.chunks) > 10), [

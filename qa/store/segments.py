@@ -108,60 +108,16 @@ def write_segment(
     tmp = folder / f".tmp-{name}"
     tmp.mkdir(parents=True)
     try:
-        doc_rows: list[dict[str, Any]] = []
-        chunk_rows: list[tuple[int, int, int]] = []
-        sent_rows: list[tuple[int, int, int]] = []
-        ranges: list[np.ndarray] = []
-        chunk_vecs: list[np.ndarray] = []
-        sent_vecs: list[np.ndarray] = []
-        tokens: list[Sequence[str]] = []
-        offset, sent_base = 0, 0
-        with open(tmp / "texts.bin", "wb") as texts:
-            for n, du in enumerate(docs):
-                data = du.document.text.encode("utf-8")
-                texts.write(data)
-                # Shallow (asdict would copy every block: a third of a build's time).
-                row = {f.name: getattr(du.document, f.name) for f in fields(du.document)
-                       if f.name not in ("text", "blocks")}
-                if du.document.blocks:  # compact: each heading path once per document
-                    row["blocks"] = encode_blocks(du.document.blocks)
-                row["_bytes"] = [offset, len(data)]
-                offset += len(data)
-                doc_rows.append(row)
-                chunk_rows.extend((n, c.start, c.end) for c in du.chunks)
-                sent_rows.extend((n, s.start, s.end) for s in du.sentences)
-                ranges.append(_chunk_sentence_ranges(du.chunks, du.sentences) + sent_base)
-                sent_base += len(du.sentences)
-                chunk_vecs.append(du.chunk_vectors.reshape(-1, dim))
-                sent_vecs.append(du.sentence_vectors.reshape(-1, dim))
-                tokens.extend(du.tokens)
-        line_starts = [0]
-        with open(tmp / "docs.jsonl", "wb") as fb:
-            for row in doc_rows:
-                line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-                fb.write(line)
-                line_starts.append(line_starts[-1] + len(line))
-        # Where each line starts: a document's row is read alone, not the whole file.
-        np.save(tmp / "docs_offsets.npy", np.array(line_starts, dtype=np.int64))
-        np.save(tmp / "chunks.npy", np.array(chunk_rows, dtype=np.int64).reshape(-1, 3))
-        np.save(tmp / "sentences.npy", np.array(sent_rows, dtype=np.int64).reshape(-1, 3))
-        np.save(tmp / "chunk_sents.npy",
-                np.vstack(ranges) if ranges else np.zeros((0, 2), np.int64))
-        codes, scale = quantise(np.vstack(sent_vecs) if sent_vecs else np.zeros((0, dim)))
-        np.save(tmp / "sent_codes.npy", codes)
-        np.save(tmp / "sent_scale.npy", scale)
-        vec_params = write_vectors(
-            np.vstack(chunk_vecs) if chunk_vecs else np.zeros((0, dim)), tmp / "chunks.faiss",
-            dim=dim,
-        )
-        lex_params = write_lexical(tokens, tmp)
+        units = _write_documents(tmp, docs, dim=dim)
+        vec_params = write_vectors(units.chunk_vectors, tmp / "chunks.faiss", dim=dim)
+        lex_params = write_lexical(units.tokens, tmp)
         word_params = _write_words(tmp, list(words), word_vectors, dim=dim)
         meta = {
             "segment_version": SEGMENT_VERSION,
             "doc_ids": [du.document.doc_id for du in docs],
-            "text_bytes": offset,
-            "chunks": len(chunk_rows),
-            "sentences": len(sent_rows),
+            "text_bytes": units.text_bytes,
+            "chunks": units.chunks,
+            "sentences": units.sentences,
             "words": len(words),
             "dim": dim,
             "vectors": vec_params,
@@ -178,6 +134,64 @@ def write_segment(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What `_write_documents` leaves to the vector and lexical stores."""
+
+    text_bytes: int
+    chunks: int
+    sentences: int
+    chunk_vectors: np.ndarray
+    tokens: list[Sequence[str]]
+
+
+def _write_documents(tmp: Path, docs: Sequence[DocUnits], *, dim: int) -> _Written:
+    """Texts, document rows, chunk and sentence offsets, and the sentence vectors."""
+    doc_rows: list[dict[str, Any]] = []
+    chunk_rows: list[tuple[int, int, int]] = []
+    sent_rows: list[tuple[int, int, int]] = []
+    ranges: list[np.ndarray] = []
+    chunk_vecs: list[np.ndarray] = []
+    sent_vecs: list[np.ndarray] = []
+    tokens: list[Sequence[str]] = []
+    offset, sent_base = 0, 0
+    with open(tmp / "texts.bin", "wb") as texts:
+        for n, du in enumerate(docs):
+            data = du.document.text.encode("utf-8")
+            texts.write(data)
+            # Shallow (asdict would copy every block: a third of a build's time).
+            row = {f.name: getattr(du.document, f.name) for f in fields(du.document)
+                   if f.name not in ("text", "blocks")}
+            if du.document.blocks:  # compact: each heading path once per document
+                row["blocks"] = encode_blocks(du.document.blocks)
+            row["_bytes"] = [offset, len(data)]
+            offset += len(data)
+            doc_rows.append(row)
+            chunk_rows.extend((n, c.start, c.end) for c in du.chunks)
+            sent_rows.extend((n, s.start, s.end) for s in du.sentences)
+            ranges.append(_chunk_sentence_ranges(du.chunks, du.sentences) + sent_base)
+            sent_base += len(du.sentences)
+            chunk_vecs.append(du.chunk_vectors.reshape(-1, dim))
+            sent_vecs.append(du.sentence_vectors.reshape(-1, dim))
+            tokens.extend(du.tokens)
+    line_starts = [0]
+    with open(tmp / "docs.jsonl", "wb") as fb:
+        for row in doc_rows:
+            line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+            fb.write(line)
+            line_starts.append(line_starts[-1] + len(line))
+    # Where each line starts: a document's row is read alone, not the whole file.
+    np.save(tmp / "docs_offsets.npy", np.array(line_starts, dtype=np.int64))
+    np.save(tmp / "chunks.npy", np.array(chunk_rows, dtype=np.int64).reshape(-1, 3))
+    np.save(tmp / "sentences.npy", np.array(sent_rows, dtype=np.int64).reshape(-1, 3))
+    np.save(tmp / "chunk_sents.npy", np.vstack(ranges) if ranges else np.zeros((0, 2), np.int64))
+    codes, scale = quantise(np.vstack(sent_vecs) if sent_vecs else np.zeros((0, dim)))
+    np.save(tmp / "sent_codes.npy", codes)
+    np.save(tmp / "sent_scale.npy", scale)
+    return _Written(offset, len(chunk_rows), len(sent_rows),
+                    np.vstack(chunk_vecs) if chunk_vecs else np.zeros((0, dim)), tokens)
 
 
 # Every question word is looked up in every segment's vocabulary: above this many words a
