@@ -72,3 +72,16 @@ def read_regular(path: Path, cap: int) -> bytes:
         raise Unreadable(f"{Path(path).name} is unreadable ({exc.strerror})") from None
     finally:
         os.close(fd)
+
+
+def check_regular(path: Path) -> None:
+    """Unreadable unless `path` is a regular file (not followed if a link), missing included:
+    checked before a file is memory-mapped, where opening a FIFO would block."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        raise Unreadable(f"{Path(path).name} is unreadable ({exc.strerror})") from None
+    if stat.S_ISLNK(mode):
+        raise Unreadable(f"{Path(path).name} is a symbolic link")
+    if not stat.S_ISREG(mode):
+        raise Unreadable(f"{Path(path).name} is not a regular file")

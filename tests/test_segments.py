@@ -21,6 +21,7 @@ from qa.documents import ParseLimits
 from qa.embedding import Embedder, HashEmbedder
 from qa.errors import IndexBusyError, IndexMismatchError, QAError
 from qa.index import CURRENT, build_index, load_index, writer_lock
+from qa.index import live as live_mod
 from qa.index import merge as merge_mod
 from qa.index import snapshot as snapshot_mod
 from qa.index import writer as writer_mod
@@ -340,11 +341,11 @@ def test_bm25_matches_bm25s_on_the_same_tokens(tmp_path: Path) -> None:
 def test_ivf_segments_find_what_exact_search_finds(
     corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import qa.store.segments as segments_mod
+    import qa.store.words as words_mod
 
     monkeypatch.setattr(vectors_mod, "ANN_MIN", 20)
     monkeypatch.setattr(vectors_mod, "IVF_NPROBE", 24)
-    monkeypatch.setattr(segments_mod, "WORDS_ANN_MIN", 20)
+    monkeypatch.setattr(words_mod, "WORDS_ANN_MIN", 20)
     emb = HashEmbedder(64)
     build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=200, chunk_overlap=0)
     index = load_index(tmp_path / "ix", embedder=emb)
@@ -493,3 +494,119 @@ def test_merges_are_capped_by_chunks_and_keep_bm25_statistics(
     build_index(corpus, tmp_path / "ix", embedder=emb, optimize=True)
     after = load_index(tmp_path / "ix", embedder=emb).lexical_search(["chat"], 5)
     np.testing.assert_allclose(after[0], before[0], rtol=1e-6)
+
+
+# Format 4: the document table lives in the segments; the snapshot names segments only.
+
+
+def test_a_format_3_index_is_refused_then_rebuilt_counting_unchanged_documents(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    """An index of the previous format gets the usual "run `qa index`" error, never a crash;
+    the next build re-embeds everything but still tells unchanged documents by their hash."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    live = ix / (ix / CURRENT).read_text().strip()
+    manifest = json.loads(live.read_text(encoding="utf-8"))
+    index = load_index(ix, embedder=fake_embedder)
+    seg_name = manifest["segments"][0]["name"]
+    old = {d: {**index.doc_meta(d), "seg": seg_name, "n": n}
+           for n, d in enumerate(index.segments[0].doc_ids)}
+    index.close()
+    live.write_text(json.dumps(manifest | {"format_version": 3, "documents": old}), "utf-8")
+    with pytest.raises(IndexMismatchError, match=r"format version 3.*run `qa index`"):
+        load_index(ix, embedder=fake_embedder)
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert (report.unchanged, report.added, report.embedded_chunks) == (5, 0, report.chunks)
+    assert load_index(ix, embedder=fake_embedder).n_documents == 5
+
+
+def test_a_touched_file_is_restated_in_the_snapshot_not_rewritten(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    """Same bytes, new mtime: the document is read once, its segment is kept, and the
+    snapshot records the new stat, so that the next build does not read it again."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    touched = corpus_dir / "002_9b1c1f3e4b6e2a17.txt"
+    if not touched.exists():
+        touched = sorted(corpus_dir.glob("*.txt"))[1]
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert report.embedded_chunks == 0 and not report.up_to_date
+    (entry,) = _snapshot(ix)["segments"]  # type: ignore[misc]
+    st = touched.stat()
+    assert entry["restat"] and entry["restat"][0][1:] == [st.st_size, st.st_mtime_ns]
+    index = load_index(ix, embedder=fake_embedder)
+    assert index.doc_meta(touched.name)["stat"] == [st.st_size, st.st_mtime_ns]
+    assert build_index(corpus_dir, ix, embedder=fake_embedder).up_to_date
+    # A merge writes the new stat into the merged segment's table.
+    (corpus_dir / "new.txt").write_text("Un nouveau document.", encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
+    (entry,) = _snapshot(ix)["segments"]  # type: ignore[misc]
+    assert "restat" not in entry
+    index = load_index(ix, embedder=fake_embedder)
+    assert index.doc_meta(touched.name)["stat"] == [st.st_size, st.st_mtime_ns]
+    assert build_index(corpus_dir, ix, embedder=fake_embedder).up_to_date
+
+
+def test_new_words_are_found_by_lookup_in_the_old_vocabularies(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    """An update's segment holds only the words no older segment holds."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    old = set(load_index(ix, embedder=fake_embedder).segments[0].words)
+    assert "Poutine" in old or "poutine" in old
+    (corpus_dir / "mots.txt").write_text("Poutine zorglubesque Pyongyang quintessencier.",
+                                         encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    index = load_index(ix, embedder=fake_embedder)
+    (new,) = [s for s in index.segments if "mots.txt" in s.doc_ids]
+    assert {"zorglubesque", "quintessencier"} <= set(new.words)
+    assert not set(new.words) & old
+    assert new.known_words(["zorglubesque", "Poutine", "absent"]) == {"zorglubesque"}
+
+
+def test_a_build_reads_the_live_snapshot_once_and_prunes_without_reading(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    (corpus_dir / "new.txt").write_text("Un nouveau document.", encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    reads: list[str] = []
+    real = snapshot_mod.read_snapshot
+
+    def counting(index_dir: Path, name: str) -> dict[str, object]:
+        reads.append(name)
+        return real(index_dir, name)
+
+    monkeypatch.setattr(snapshot_mod, "read_snapshot", counting)
+    monkeypatch.setattr(live_mod, "read_snapshot", counting)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)  # keep only KEEP_SNAPSHOTS
+    live = (ix / CURRENT).read_text().strip()
+    assert build_index(corpus_dir, ix, embedder=fake_embedder).up_to_date
+    # The live snapshot once (chunking settings included); prune reads only the kept one
+    # the writer does not hold (the one before: a few KB, it names segments only).
+    assert reads[0] == live and live not in reads[1:] and len(reads) == 2, reads
+    reads.clear()
+    (corpus_dir / "new.txt").write_text("Un document changé.", encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert reads == [live], reads  # prune knew both kept snapshots
+
+
+@pytest.mark.parametrize("victim", ["segment.json", "doc_table.jsonl", "doc_lengths.npy",
+                                    "texts.bin", "chunks.faiss", "lex_terms.npy"])
+def test_a_fifo_in_a_segment_is_refused_without_blocking(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, victim: str
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    seg = load_index(ix, embedder=fake_embedder).segments[0].path
+    (seg / victim).unlink()
+    os.mkfifo(seg / victim)
+    started = time.monotonic()
+    with pytest.raises(IndexMismatchError, match=r"regular file|damaged|unreadable"):
+        load_index(ix, embedder=fake_embedder)
+    assert time.monotonic() - started < 5

@@ -1,18 +1,19 @@
 """Build, update and open the on-disk index: immutable segments named by snapshots.
 
-Layout of an index folder::
+Layout of an index folder (format 4)::
 
     index/
       CURRENT              name of the live snapshot (replaced atomically)
       LOCK                 held by the one writer at a time (flock)
-      snap-<n>.json        a snapshot: format, embedder, chunking, its segments with their
-                           deleted documents, and per-document hashes, stats and metadata
-      seg-<n>-<rand>/      an immutable segment (qa.store.segments)
+      snap-<n>.json        a snapshot: format, embedder, chunking, counts, and its segments
+                           with their deleted documents (a few KB, whatever the corpus)
+      seg-<n>-<rand>/      an immutable segment with its document table (qa.store.segments)
 
 One concept a module: `snapshot` (the typed commit point, CURRENT, the lock, commit and
-prune), `reader` (`Index`, `load_index`, `open_index`), `writer` (`IndexWriter`,
-`build_index`), `merge` (the merge policy, a pure function of segment metadata),
-`embed_cache` (embedding during a build), `checks` (verify, restore, ANN recall).
+prune), `reader` (`Index`, `load_index`, `open_index`), `live` (what a build starts from),
+`writer` (`IndexWriter`, `build_index`), `merge` (the merge policy, a pure function of
+segment metadata), `embed_cache` (embedding during a build), `checks` (verify, restore,
+ANN recall).
 """
 
 from qa.index.checks import ann_recall, restore_snapshot, verify_index

@@ -38,16 +38,19 @@ def verify_index(index_dir: Path, *, embedder: Embedder) -> list[str]:
                 problems.append(f"segment {seg.name}: {problem}")
         for doc_id in index.doc_ids():
             try:
-                doc = index.doc(doc_id)
+                doc, meta = index.doc(doc_id), index.doc_meta(doc_id)
             except (QAError, OSError, ValueError, KeyError) as exc:
                 problems.append(f"{doc_id}: unreadable ({exc})")
                 continue
             if hashlib.sha256(doc.text.encode("utf-8")).hexdigest() != doc.sha256:
                 problems.append(f"{doc_id}: text does not match its sha256")
-            recorded = index.doc_meta(doc_id).get("length")
-            if recorded is not None and recorded != len(doc.text):  # what offsets were
-                problems.append(f"{doc_id}: the snapshot's length {recorded} is not its "
-                                f"text's ({len(doc.text)})")  # checked against at load
+            if meta.get("sha256") != doc.sha256:  # what the next build compares
+                problems.append(f"{doc_id}: its document table names another sha256")
+            holder, n = index.locate(doc_id)
+            for recorded in (meta.get("length"), int(holder.doc_lengths[n])):
+                if recorded is not None and recorded != len(doc.text):  # what offsets were
+                    problems.append(f"{doc_id}: the recorded length {recorded} is not its "
+                                    f"text's ({len(doc.text)})")  # checked against at load
             problem = _blocks_problem(doc)
             if problem is not None:
                 problems.append(f"{doc_id}: {problem}")

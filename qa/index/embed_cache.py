@@ -158,10 +158,10 @@ def _translatable(word: str) -> bool:
 
 def embed_documents(
     docs: list[Document], *, cache: EmbedCache, size: int, overlap: int,
-    known_words: set[str], advance: Callable[[int], None],
+    new_words: Callable[[list[str]], list[str]], advance: Callable[[int], None],
 ) -> tuple[list[DocUnits], list[str], np.ndarray, int]:
-    """The documents' units with their vectors, the words not in `known_words` (added to
-    it) with theirs, and how many chunks were embedded."""
+    """The documents' units with their vectors, the words `new_words` keeps of theirs (those
+    no segment holds yet) with their vectors, and how many chunks were embedded."""
     parts = [(doc, *_units_for(doc, size=size, overlap=overlap)) for doc in docs]
     # Contextual chunks: the heading path is embedded and matched with the chunk's text.
     chunk_texts = [contextual_text(d, c) for d, chunks, _ in parts for c in chunks]
@@ -177,9 +177,8 @@ def embed_documents(
         chunk_vecs = _chunk_vectors_from_sentences(parts, sent_vecs, cache, scaled)
     else:
         chunk_vecs = cache.embed(chunk_texts, scaled)
-    words = [w for w in vocabulary([d.text[d.body_start :] for d in docs])
-             if w not in known_words and _translatable(w)]
-    known_words.update(words)
+    words = new_words([w for w in vocabulary([d.text[d.body_start :] for d in docs])
+                       if _translatable(w)])
     word_vecs = cache.embed(words, None)
     out, ci, si = [], 0, 0
     for doc, chunks, sents in parts:

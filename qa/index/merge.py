@@ -112,11 +112,14 @@ def segment_metas(entries: Sequence[SegmentEntry], documents: Mapping[str, DocEn
             for e in entries]
 
 
-def live_counts(index_dir: Path, entries: list[SegmentEntry], dim: int) -> dict[str, int]:
-    """Live chunks and sentences (deleted documents' excluded) of these segments."""
+def live_counts(index_dir: Path, entries: Sequence[SegmentEntry], dim: int, *,
+                opened: Mapping[str, Segment] | None = None) -> dict[str, int]:
+    """Live chunks and sentences (deleted documents' excluded) of these segments; those in
+    `opened` are not opened again."""
     chunks = sentences = 0
     for e in entries:
-        seg = Segment(index_dir / e.name, dim=dim)
+        held = (opened or {}).get(e.name)
+        seg = held or Segment(index_dir / e.name, dim=dim)
         try:
             dead = set(e.deleted)
             if dead:
@@ -128,7 +131,8 @@ def live_counts(index_dir: Path, entries: list[SegmentEntry], dim: int) -> dict[
                 chunks += len(seg.chunks)
                 sentences += len(seg.sentences)
         finally:
-            seg.close()
+            if held is None:
+                seg.close()
     return {"chunks": chunks, "sentences": sentences}
 
 
@@ -174,7 +178,8 @@ def _write_merged(
             word_vecs.append(seg.word_vectors.vectors(np.array(fresh, dtype=np.int64)))
         write_segment(index_dir, name, units, dim=dim, words=words,
                       word_vectors=np.vstack(word_vecs) if word_vecs
-                      else np.zeros((0, dim), np.float32))
+                      else np.zeros((0, dim), np.float32),
+                      table=[documents[d].meta for d in moving])
     finally:
         for v, seg in opened.items():
             if v not in old_segments:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class _Open:
     segment: Segment
     deleted: frozenset[int]  # local document numbers
     chunk_alive: np.ndarray | None  # bool mask over the segment's chunks; None: all alive
+    restat: dict[int, list[int]] = field(default_factory=dict)  # newer [size, mtime_ns]
 
 
 class Index:
@@ -55,11 +56,20 @@ class Index:
         self.snapshot = snapshot
         self.embedder = embedder
         self._segments = segments
-        self._docs = snapshot.documents
+        # Where each live document is: (segment, local number). Its metadata (the segments'
+        # document tables) is read when asked for, one row at a time.
+        self._where: dict[str, tuple[int, int]] = {}
+        for i, entry in enumerate(segments):
+            for n, doc_id in enumerate(entry.segment.doc_ids):
+                if n not in entry.deleted:
+                    if doc_id in self._where:
+                        raise IndexMismatchError(f"document {str(doc_id)[:80]!r} is live in "
+                                                 f"two segments ({entry.segment.name})")
+                    self._where[doc_id] = (i, n)
+        self._sorted_ids: list[str] | None = None
         self._manifest: dict[str, Any] | None = None
         self._chunk_base = np.cumsum([0] + [len(s.segment.chunks) for s in segments])
         self._sent_base = np.cumsum([0] + [len(s.segment.sentences) for s in segments])
-        self._seg_of_name = {s.segment.name: i for i, s in enumerate(segments)}
         self._texts: OrderedDict[str, Document] = OrderedDict()
         # Lexical terms of each sentence, filled as questions need them (CPython dict
         # writes are atomic, so threads serving requests can share it).
@@ -71,9 +81,9 @@ class Index:
     # -- snapshot facts
     @property
     def manifest(self) -> dict[str, Any]:
-        """The snapshot's settings, counts and segments (its documents: `doc_meta`)."""
+        """The snapshot as stored: settings, counts, segments (documents: `doc_meta`)."""
         if self._manifest is None:
-            self._manifest = self.snapshot.header()
+            self._manifest = self.snapshot.to_json()
         return self._manifest
 
     @property
@@ -88,7 +98,7 @@ class Index:
 
     @property
     def n_documents(self) -> int:
-        return len(self._docs)
+        return len(self._where)
 
     @property
     def n_chunks(self) -> int:
@@ -107,22 +117,35 @@ class Index:
 
     # -- documents
     def doc_ids(self) -> list[str]:
-        return list(self._docs)
+        """The live documents' ids, sorted (the corpus order)."""
+        if self._sorted_ids is None:
+            self._sorted_ids = sorted(self._where)
+        return list(self._sorted_ids)
 
     def has_doc(self, doc_id: str) -> bool:
-        return doc_id in self._docs
+        return doc_id in self._where
+
+    def locate(self, doc_id: str) -> tuple[Segment, int]:
+        """The segment holding a live document, and its local number (KeyError if absent)."""
+        s, n = self._where[doc_id]
+        return self._segments[s].segment, n
 
     def doc_meta(self, doc_id: str) -> dict[str, Any]:
         """The document's metadata without its text: sha256, date, title, length, ..."""
-        return dict(self._docs[doc_id].meta)
+        s, n = self._where[doc_id]
+        entry = self._segments[s]
+        row = entry.segment.table_row(n)
+        if n in entry.restat:
+            row["stat"] = entry.restat[n]
+        return row
 
     def doc(self, doc_id: str) -> Document:
         """The document with its full text (KeyError when absent); recent ones cached."""
         cached = self._texts.get(doc_id)
         if cached is not None:
             return cached
-        entry = self._docs[doc_id]
-        doc = self._segments[self._seg_of_name[entry.seg]].segment.document(entry.n)
+        seg, n = self.locate(doc_id)
+        doc = seg.document(n)
         self._texts[doc_id] = doc
         while len(self._texts) > 256:
             self._texts.popitem(last=False)
@@ -274,7 +297,7 @@ class Index:
         through a trigram index rather than a scan of the vocabulary."""
         import difflib
 
-        from qa.store.segments import trigram_keys
+        from qa.store.words import trigram_keys
 
         keys = np.array(trigram_keys(folded), dtype=np.int64)
         candidates: set[str] = set()
@@ -307,7 +330,7 @@ class Index:
 def _units_problem(seg: Segment, lengths: np.ndarray) -> str | None:
     """What is wrong with a segment's chunk and sentence offsets (a document number past
     the segment, start > end, an end past the document's length), or None. `lengths` holds
-    each local document's length from the snapshot, -1 where unknown (deleted)."""
+    each local document's length as recorded (doc_lengths.npy), -1 where unknown."""
     n_docs = len(seg.doc_ids)
     for what, arr in (("chunk", seg.chunks), ("sentence", seg.sentences)):
         units = np.asarray(arr)
@@ -326,36 +349,23 @@ def _units_problem(seg: Segment, lengths: np.ndarray) -> str | None:
 
 def _open_segments(index_dir: Path, snapshot: Snapshot, dim: int) -> list[_Open]:
     opened: list[_Open] = []
-    by_seg: dict[str, list[tuple[str, int, int]]] = {}
-    for doc_id, info in snapshot.documents.items():
-        by_seg.setdefault(info.seg, []).append((doc_id, info.n, int(info.meta.get("length", -1))))
     try:
         for entry in snapshot.segments:
             seg = Segment(index_dir / entry.name, dim=dim)
             opened.append(_Open(seg, frozenset(), None))
-            lengths = np.full(len(seg.doc_ids), -1, dtype=np.int64)
-            for doc_id, n, length in by_seg.get(seg.name, []):
-                if n >= len(seg.doc_ids) or seg.doc_ids[n] != doc_id:
-                    raise IndexMismatchError(f"document {doc_id!r} is not where the snapshot "
-                                             f"says in {seg.name}")
-                lengths[n] = length
-            problem = _units_problem(seg, lengths)
+            deleted = frozenset(entry.deleted)
+            if any(n >= len(seg.doc_ids) for n in deleted | {r[0] for r in entry.restat}):
+                raise IndexMismatchError(f"{seg.name} deletes a document it does not hold")
+            problem = _units_problem(seg, np.asarray(seg.doc_lengths, dtype=np.int64))
             if problem is not None:
                 raise IndexMismatchError(problem)
-            deleted = frozenset(entry.deleted)
-            if any(n >= len(seg.doc_ids) for n in deleted):
-                raise IndexMismatchError(f"{seg.name} deletes a document it does not hold")
-            named = {n for _, n, _ in by_seg.get(seg.name, [])}
-            for n, doc_id in enumerate(seg.doc_ids):
-                if n not in named and n not in deleted:  # it would be retrieved, not found
-                    raise IndexMismatchError(f"document {str(doc_id)[:80]!r} of {seg.name} is "
-                                             "neither in the snapshot nor deleted")
             alive = None
             if deleted and len(seg.chunks):
                 dead = np.zeros(len(seg.doc_ids), dtype=bool)
                 dead[list(deleted)] = True
                 alive = ~dead[np.asarray(seg.chunks[:, 0])]
-            opened[-1] = _Open(seg, deleted, alive)
+            opened[-1] = _Open(seg, deleted, alive,
+                               {n: [size, mtime] for n, size, mtime in entry.restat})
     except BaseException as exc:
         for o in opened:
             o.segment.close()
@@ -396,7 +406,12 @@ def load_index(index_dir: Path, *, embedder: Embedder, name: str | None = None) 
                            where=index_dir)
             snapshot = Snapshot.from_json(manifest, live)
             segments = _open_segments(index_dir, snapshot, embedder.dim)
-            return Index(index_dir, snapshot, embedder, segments)
+            try:
+                return Index(index_dir, snapshot, embedder, segments)
+            except BaseException:
+                for o in segments:
+                    o.segment.close()
+                raise
         except FileNotFoundError as exc:
             # A writer pruned this snapshot while we opened it: read CURRENT again.
             if name is not None or attempt == 2:
@@ -426,7 +441,7 @@ def corpus_changes(index: Index, corpus_dir: Path) -> list[str]:
         if doc_id not in known:
             changed.append(doc_id)
         elif index.has_doc(doc_id):
-            recorded = index.snapshot.documents[doc_id].stat
+            recorded = index.doc_meta(doc_id).get("stat")
             if st is None or (recorded is not None and list(st) != recorded) or (
                 recorded is None and isinstance(built_ns, int) and st[1] > built_ns):
                 changed.append(doc_id)

@@ -1,7 +1,8 @@
 """Snapshots: the typed commit point of an index, how it is read, committed and pruned.
 
-A snapshot (`snap-<n>.json`) names the segments of the index with their deleted documents,
-and every document's segment and metadata; CURRENT names the live snapshot and is replaced
+A snapshot (`snap-<n>.json`) names the segments of the index with their deleted documents
+(each segment holds the table of its documents: qa.store.segments), so that its size follows
+the number of segments, not of documents; CURRENT names the live snapshot and is replaced
 atomically; one writer at a time holds LOCK. Snapshots and segments no longer named by a
 kept snapshot are deleted only after a grace period, so that readers still opening an older
 snapshot find its files (as Lucene's IndexDeletionPolicy and tantivy's `index_meta.rs`).
@@ -17,7 +18,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,14 @@ from qa.store.lexical import LEXICAL_ID, LEXICAL_VERSION
 from qa.store.vectors import STORE_ID, STORE_VERSION
 
 # 3: documents carry their blocks (kind, heading path), and chunks their heading path in
-# what is embedded and matched.
-FORMAT_VERSION = 3
+# what is embedded and matched. 4: the document table is in the segments, not the snapshot.
+FORMAT_VERSION = 4
 CURRENT = "CURRENT"
 LOCK = "LOCK"
 KEEP_SNAPSHOTS = 2  # the live one and the one before, for readers and citation checks
 GRACE_SECONDS = 60.0  # a superseded snapshot's files live at least this long
-# CURRENT holds one name; a snapshot at 50k documents is about 30 MB. Anything larger is not
-# ours, and is refused before it is read.
+# CURRENT holds one name; a snapshot of format 3 at 50k documents was about 30 MB (format 4:
+# a few KB). Anything larger is not ours, and is refused before it is read.
 MAX_CURRENT_BYTES = 4096
 MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
 # The stores this qa writes and reads, recorded in every snapshot and checked on open.
@@ -56,19 +57,31 @@ OLD_GENERATION = re.compile(r"g-\d{8}T\d{6}-[0-9a-f]{6}")
 
 @dataclass(frozen=True)
 class SegmentEntry:
-    """A segment named by a snapshot, with the local numbers of its deleted documents."""
+    """A segment named by a snapshot, with the local numbers of its deleted documents, and
+    (local number, size, mtime_ns) of its documents whose files were touched since the
+    segment was written, without a change of content (its table has the older stat)."""
 
     name: str
     deleted: tuple[int, ...] = ()
+    restat: tuple[tuple[int, int, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "deleted": list(self.deleted)}
+        out: dict[str, Any] = {"name": self.name, "deleted": list(self.deleted)}
+        if self.restat:
+            out["restat"] = [list(r) for r in self.restat]
+        return out
+
+    @classmethod
+    def from_json(cls, e: Mapping[str, Any]) -> SegmentEntry:
+        return cls(str(e["name"]), tuple(int(n) for n in e.get("deleted", [])),
+                   tuple((int(n), int(size), int(mtime))
+                         for n, size, mtime in e.get("restat", [])))
 
 
 @dataclass(frozen=True)
 class DocEntry:
-    """Where a live document is (its segment and local number) and its metadata without its
-    text: sha256, parser, date, title, length, chunks, and the file's [size, mtime_ns]."""
+    """Where a live document is (its segment and local number) and its row of the document
+    table: sha256, parser, date, title, length, chunks, and the file's [size, mtime_ns]."""
 
     seg: str
     n: int
@@ -89,9 +102,6 @@ class DocEntry:
     def restat(self, st: tuple[int, int] | None) -> DocEntry:
         return DocEntry(self.seg, self.n, {**self.meta, "stat": list(st or (0, 0))})
 
-    def to_json(self) -> dict[str, Any]:
-        return {**self.meta, "seg": self.seg, "n": self.n}
-
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -100,7 +110,6 @@ class Snapshot:
     embedder: Mapping[str, Any]
     chunking: Mapping[str, Any]
     segments: tuple[SegmentEntry, ...]
-    documents: Mapping[str, DocEntry]  # in doc_id order
     counts: Mapping[str, int] = field(default_factory=dict)
     corpus: str = ""
     built_at: str = ""
@@ -122,11 +131,7 @@ class Snapshot:
         return cls(
             embedder=dict(data.get("embedder") or {}),
             chunking=dict(data.get("chunking") or {}),
-            segments=tuple(SegmentEntry(str(e["name"]), tuple(int(n) for n in e.get("deleted", [])))
-                           for e in data["segments"]),
-            documents={d: DocEntry(str(info["seg"]), int(info["n"]),
-                                   {k: v for k, v in info.items() if k not in ("seg", "n")})
-                       for d, info in data["documents"].items()},
+            segments=tuple(SegmentEntry.from_json(e) for e in data["segments"]),
             counts=dict(data.get("counts") or {}),
             corpus=str(data.get("corpus") or ""),
             built_at=str(data.get("built_at") or ""),
@@ -138,8 +143,7 @@ class Snapshot:
             name=name,
         )
 
-    def header(self) -> dict[str, Any]:
-        """Everything but the documents (what `Index.manifest` shows)."""
+    def to_json(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "embedder": dict(self.embedder),
@@ -154,9 +158,6 @@ class Snapshot:
             "segments": [e.to_json() for e in self.segments],
         }
 
-    def to_json(self) -> dict[str, Any]:
-        return {**self.header(),
-                "documents": {d: e.to_json() for d, e in self.documents.items()}}
 
 
 def snapshot_problem(manifest: Mapping[str, Any]) -> str | None:
@@ -175,19 +176,19 @@ def snapshot_problem(manifest: Mapping[str, Any]) -> str | None:
         if not isinstance(deleted, list) or not all(
                 type(n) is int and n >= 0 for n in deleted):
             return f"segment {e['name']} has invalid deletions"
+        restat = e.get("restat", [])
+        if not isinstance(restat, list) or not all(
+                isinstance(r, list) and len(r) == 3 and all(type(v) is int and v >= 0 for v in r)
+                for r in restat):
+            return f"segment {e['name']} has invalid file stats"
+        if e["name"] in names:
+            return f"segment {e['name']} is named twice"
         names.add(e["name"])
-    documents = manifest.get("documents")
-    if not isinstance(documents, dict):
-        return "'documents' is not a mapping"
-    for doc_id, info in documents.items():
-        if not isinstance(info, dict) or info.get("seg") not in names or \
-                type(info.get("n")) is not int or info["n"] < 0 or \
-                not isinstance(info.get("sha256"), str) or \
-                type(info.get("length", 0)) is not int:
-            return f"document {str(doc_id)[:80]!r} has an invalid entry"
     for key in ("embedder", "chunking", "counts", "store"):
         if not isinstance(manifest.get(key, {}), dict):
             return f"{key!r} is not a mapping"
+    if type(manifest.get("counts", {}).get("documents", 0)) is not int:
+        return "'counts' is invalid"
     if not isinstance(manifest.get("skipped", []), list) or \
             not isinstance(manifest.get("skip_records", {}), dict):
         return "'skipped' is invalid"
@@ -424,11 +425,14 @@ def commit(index_dir: Path, snapshot: Snapshot, number: int) -> str:
     return name
 
 
-def prune(index_dir: Path, *, keep: str) -> None:
+def prune(index_dir: Path, *, keep: str,
+          known: Mapping[str, Iterable[str]] | None = None) -> None:
     """Delete snapshots beyond the newest KEEP_SNAPSHOTS that were superseded more than
     GRACE_SECONDS ago, then segments no remaining snapshot names (and our own leftovers:
     format-1 generations, temporary folders of dead builds). Only names this code makes
-    are ever deleted, in case --index points at a folder that holds other things."""
+    are ever deleted, in case --index points at a folder that holds other things.
+    `known`: the segments of snapshots the caller holds (the live one and the one it
+    committed), which are not read again."""
     try:
         names = sorted(p.name for p in index_dir.iterdir() if SNAPSHOT_NAME.fullmatch(p.name))
     except OSError:
@@ -445,6 +449,9 @@ def prune(index_dir: Path, *, keep: str) -> None:
                 (index_dir / n).unlink()
     referenced: set[str] = set()
     for n in kept:
+        if known is not None and n in known:
+            referenced.update(known[n])
+            continue
         with contextlib.suppress(OSError, QAError, KeyError, TypeError):
             referenced.update(e["name"] for e in read_snapshot(index_dir, n)["segments"])
     for p in index_dir.iterdir():

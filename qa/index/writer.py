@@ -9,7 +9,6 @@ on the query path.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import itertools
 import json
@@ -31,23 +30,19 @@ from qa.documents import (
 )
 from qa.documents.corpus import file_digest
 from qa.embedding import Embedder
-from qa.errors import CorpusError, IndexMismatchError, QAError
+from qa.errors import CorpusError, QAError
 from qa.index import embed_cache
 from qa.index.embed_cache import EmbedCache, RemoteEmbed, default_workers, embed_documents
+from qa.index.live import Live, open_live, read_live
 from qa.index.merge import live_counts, merge
 from qa.index.snapshot import (
     STORES,
     DocEntry,
     SegmentEntry,
     Snapshot,
-    check_manifest,
     commit,
-    current,
-    damaged_current,
     next_number,
     prune,
-    read_manifest,
-    read_snapshot,
     write_error,
     writer_lock,
 )
@@ -116,11 +111,8 @@ def build_index(
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     if index_dir.exists() and not index_dir.is_dir():
         raise QAError(f"the index must be a folder, and {index_dir} is a file")
-    chunk_size, chunk_overlap = _chunking_or_live(index_dir, chunk_size, chunk_overlap)
-    if chunk_overlap >= chunk_size:
-        raise QAError(
-            f"chunk overlap ({chunk_overlap}) must be smaller than chunk size ({chunk_size})"
-        )
+    if chunk_size is not None and chunk_overlap is not None:
+        _check_chunking(chunk_size, chunk_overlap)
     if corpus_dir.exists() and not corpus_dir.is_dir():
         raise CorpusError(f"the corpus must be a folder, and {corpus_dir} is a file")
     if not corpus_dir.is_dir():
@@ -136,58 +128,9 @@ def build_index(
         return writer.run()
 
 
-def _chunking_or_live(index_dir: Path, size: int | None, overlap: int | None) -> tuple[int, int]:
-    """Fill unset chunking parameters from the live index, else the defaults."""
-    if size is None or overlap is None:
-        live: dict[str, Any] = {}
-        with contextlib.suppress(QAError, OSError):
-            live = dict(read_manifest(index_dir).get("chunking") or {})
-        if size is None:
-            size = int(live.get("size", DEFAULT_CHUNK_SIZE))
-        if overlap is None:
-            overlap = int(live.get("overlap", min(DEFAULT_CHUNK_OVERLAP, size - 1)))
-    return size, overlap
-
-
-@dataclass(frozen=True)
-class _Live:
-    """The live snapshot as a build starts from it."""
-
-    name: str | None = None
-    manifest: Mapping[str, Any] | None = None  # as stored, when it reads
-    reusable: Snapshot | None = None  # when its segments can be reused
-    hashes: Mapping[str, str] = field(default_factory=dict)  # old documents' sha256
-
-
-def _live_for_update(
-    index_dir: Path, embedder: Embedder, chunking: dict[str, Any], rebuild: bool
-) -> _Live:
-    """The live snapshot, read once."""
-    name, problem = current(index_dir)
-    if problem is not None and not rebuild:
-        raise damaged_current(index_dir, problem)
-    if name is None:
-        return _Live()
-    try:
-        manifest = read_snapshot(index_dir, name)
-    except IndexMismatchError as exc:
-        if not rebuild:  # as for a missing snapshot: restore it rather than re-embed all
-            raise damaged_current(index_dir, f"{name} is invalid: {exc}") from None
-        return _Live(name)
-    except OSError:
-        return _Live(name)
-    try:
-        hashes = {d: str(info["sha256"]) for d, info in manifest["documents"].items()}
-    except (QAError, OSError, KeyError, TypeError, AttributeError):
-        return _Live(name, manifest)
-    try:
-        check_manifest(manifest, embedder_id=embedder.id, embedder_dim=embedder.dim,
-                       where=index_dir)
-    except QAError:
-        return _Live(name, manifest, None, hashes)
-    if rebuild or manifest.get("chunking") != chunking:
-        return _Live(name, manifest, None, hashes)
-    return _Live(name, manifest, Snapshot.from_json(manifest, name), hashes)
+def _check_chunking(size: int, overlap: int) -> None:
+    if overlap >= size:
+        raise QAError(f"chunk overlap ({overlap}) must be smaller than chunk size ({size})")
 
 
 @dataclass
@@ -198,8 +141,8 @@ class IndexWriter:
     corpus_dir: Path
     index_dir: Path
     embedder: Embedder
-    size: int
-    overlap: int
+    size: int | None  # None: the live index's, else DEFAULT_CHUNK_SIZE
+    overlap: int | None
     progress: Progress | None = None
     rebuild: bool = False
     optimize: bool = False
@@ -209,11 +152,9 @@ class IndexWriter:
     parse_limits: ParseLimits | None = None
     retry_skipped: bool = False
     # Where the build stands.
-    live: _Live = field(default_factory=_Live, init=False)
-    old_segments: dict[str, Segment] = field(default_factory=dict, init=False)
+    live: Live = field(default_factory=Live, init=False)
     stats: dict[str, tuple[int, int] | None] = field(default_factory=dict, init=False)
     documents: dict[str, DocEntry] = field(default_factory=dict, init=False)
-    deleted: dict[str, set[int]] = field(default_factory=dict, init=False)
     skip_records: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
     new_names: list[str] = field(default_factory=list, init=False)
     pending: list[Document] = field(default_factory=list, init=False)
@@ -225,55 +166,66 @@ class IndexWriter:
     unchanged: int = field(default=0, init=False)
     embedded_chunks: int = field(default=0, init=False)
     merged: int = field(default=0, init=False)
-    known_words: set[str] = field(default_factory=set, init=False)
+    known_words: set[str] = field(default_factory=set, init=False)  # this build's
+
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1), init=False)
     cache: EmbedCache | None = field(default=None, init=False)
+
+    # The live snapshot's parts this build reads and extends.
+    @property
+    def old_segments(self) -> dict[str, Segment]:
+        return self.live.segments
+
+    @property
+    def old_docs(self) -> dict[str, DocEntry]:
+        return self.live.docs
+
+    @property
+    def deleted(self) -> dict[str, set[int]]:
+        return self.live.deleted
+
+    @property
+    def restated(self) -> set[str]:
+        return self.live.restated
+
+    @property
+    def hashes(self) -> Mapping[str, str]:
+        return self.live.hashes
 
     @property
     def chunking(self) -> dict[str, Any]:
         return {"size": self.size, "overlap": self.overlap, "splitter": SPLITTER_VERSION,
                 "chunk_vectors": embed_cache.CHUNK_VECTORS}
 
-    @property
-    def old_docs(self) -> Mapping[str, DocEntry]:
-        return self.live.reusable.documents if self.live.reusable else {}
-
     def run(self) -> BuildReport:
         """Build, commit and prune; the caller holds the writer lock."""
         read_at_ns = time.time_ns()  # files modified after this are newer than the index
-        self.live = _live_for_update(self.index_dir, self.embedder, self.chunking, self.rebuild)
-        self._open_old_segments()
+        name, manifest = read_live(self.index_dir, self.rebuild)
+        live_chunking = (manifest or {}).get("chunking")
+        live_chunking = live_chunking if isinstance(live_chunking, dict) else {}
+        if self.size is None:
+            self.size = int(live_chunking.get("size", DEFAULT_CHUNK_SIZE))
+        if self.overlap is None:
+            self.overlap = int(live_chunking.get("overlap",
+                                                 min(DEFAULT_CHUNK_OVERLAP, self.size - 1)))
+        _check_chunking(self.size, self.overlap)
+        self.live = open_live(self.index_dir, name, manifest, embedder=self.embedder,
+                              chunking=self.chunking, rebuild=self.rebuild)
         try:
             return self._build(read_at_ns)
         finally:
-            for s in self.old_segments.values():
-                s.close()
-
-    def _open_old_segments(self) -> None:
-        entries = self.live.reusable.segments if self.live.reusable else ()
-        try:
-            for e in entries:
-                self.old_segments[e.name] = Segment(self.index_dir / e.name,
-                                                    dim=self.embedder.dim)
-                self.deleted[e.name] = set(e.deleted)
-        except (QAError, OSError) as exc:
-            for s in self.old_segments.values():
-                s.close()
-            self.old_segments = {}
-            raise IndexMismatchError(
-                f"index at {self.index_dir} is damaged ({exc}); run `qa index --rebuild`"
-            ) from exc
+            self.live.close()
 
     def _build(self, read_at_ns: int) -> BuildReport:
         reader = CorpusReader(self.corpus_dir, limits=self.parse_limits)
         listing = reader.listing
-        self.stats = {doc_id: file_stat(path) for doc_id, path in listing}
+        self.stats = {doc_id: reader.stats.get(doc_id) or file_stat(path)
+                      for doc_id, path in listing}
         to_read = self._plan(reader)
         listed = {d for d, _ in listing}
         for doc_id in self.old_docs:
             if doc_id not in listed:
                 self._tombstone(doc_id)
-        self.known_words = {w for seg in self.old_segments.values() for w in seg.words}
         self.cache = EmbedCache(self.embedder, self.workers, self.embed_remote)
         self.numbers = itertools.count(next_number(self.index_dir))
         try:
@@ -284,6 +236,9 @@ class IndexWriter:
                           and _same_content(snapshot, self.live.manifest))
             name = self.live.name if up_to_date and self.live.name else commit(
                 self.index_dir, snapshot, next(self.numbers))
+            known = {name: [e.name for e in snapshot.segments]}
+            if self.live.name and self.live.reusable:
+                known[self.live.name] = [e.name for e in self.live.reusable.segments]
         except BaseException as exc:
             # Segments this build wrote are named by no snapshot: remove them now.
             for n in self.new_names:
@@ -293,12 +248,11 @@ class IndexWriter:
             raise
         finally:
             self.cache.close()
-        prune(self.index_dir, keep=name)
+        prune(self.index_dir, keep=name, known=known)
         return BuildReport(
-            documents=len(snapshot.documents), chunks=snapshot.counts["chunks"],
+            documents=snapshot.counts["documents"], chunks=snapshot.counts["chunks"],
             added=self.added, changed=self.changed, unchanged=self.unchanged,
-            removed=sum(1 for d in self.live.hashes
-                        if d not in listed or d not in snapshot.documents),
+            removed=sum(1 for d in self.hashes if d not in listed or d not in self.documents),
             embedded_chunks=self.embedded_chunks, skipped=reader.skipped,
             seconds=time.perf_counter() - self.started, path=str(self.index_dir),
             segments=len(snapshot.segments), merged=self.merged, formats=reader.formats,
@@ -313,11 +267,15 @@ class IndexWriter:
         if self.live.manifest is not None and not self.retry_skipped:
             old_skips = dict(self.live.manifest.get("skip_records") or {})
         to_read: list[tuple[str, Path]] = []
+        parsers: dict[str, str | None] = {}  # by extension: one lookup, not one per file
         for doc_id, path in reader.listing:
             old = self.old_docs.get(doc_id)
             st = self.stats[doc_id]
+            suffix = path.suffix
+            if suffix not in parsers:
+                parsers[suffix] = current_parser(path)
             if (old is not None and st is not None and old.stat == list(st)
-                    and old.meta.get("parser") == current_parser(path)):
+                    and old.meta.get("parser") == parsers[suffix]):
                 self.documents[doc_id] = old  # same size, mtime and parser: not even read
                 reader.keep(path)
                 continue
@@ -371,12 +329,13 @@ class IndexWriter:
                 and all(old.meta.get(k) == getattr(doc, k)
                         for k in ("sha256", "parser", "date", "title", "date_source"))):
             self.documents[doc.doc_id] = old.restat(self.stats[doc.doc_id])  # only touched
+            self.restated.add(doc.doc_id)
             self.unchanged += 1
             self._advance(len(doc.text))
             return
-        if self.live.hashes.get(doc.doc_id) == doc.sha256:
+        if self.hashes.get(doc.doc_id) == doc.sha256:
             self.unchanged += 1
-        elif doc.doc_id in self.live.hashes:
+        elif doc.doc_id in self.hashes:
             self.changed += 1
         else:
             self.added += 1
@@ -390,17 +349,19 @@ class IndexWriter:
             return
         assert self.cache is not None
         units, words, word_vecs, n_chunks = embed_documents(
-            self.pending, cache=self.cache, size=self.size, overlap=self.overlap,
-            known_words=self.known_words, advance=self._advance,
+            self.pending, cache=self.cache, size=self.size or DEFAULT_CHUNK_SIZE,
+            overlap=self.overlap or 0,
+            new_words=self._new_words, advance=self._advance,
         )
         self.embedded_chunks += n_chunks
         name = new_segment_name(next(self.numbers))
+        entries = [_doc_entry(du.document, name, n, self.stats.get(du.document.doc_id),
+                              len(du.chunks)) for n, du in enumerate(units)]
         write_segment(self.index_dir, name, units, dim=self.embedder.dim, words=words,
-                      word_vectors=word_vecs)
+                      word_vectors=word_vecs, table=[e.meta for e in entries])
         self.new_names.append(name)
-        for n, du in enumerate(units):
-            self.documents[du.document.doc_id] = _doc_entry(
-                du.document, name, n, self.stats.get(du.document.doc_id), len(du.chunks))
+        for du, entry in zip(units, entries, strict=True):
+            self.documents[du.document.doc_id] = entry
         self.pending, self.pending_chars = [], 0
         # A long build merges its own segments as it goes (they hold no deletions), so that
         # their number stays bounded and each merge reads a few batches, not the corpus.
@@ -414,6 +375,16 @@ class IndexWriter:
                 shutil.rmtree(self.index_dir / gone, ignore_errors=True)
             self.new_names = kept
 
+    def _new_words(self, candidates: list[str]) -> list[str]:
+        """The words no segment has seen yet, found by lookup in the old vocabularies."""
+        fresh = [w for w in candidates if w not in self.known_words]
+        old: set[str] = set()
+        for seg in self.old_segments.values():
+            old |= seg.known_words([w for w in fresh if w not in old])
+        words = [w for w in fresh if w not in old]
+        self.known_words.update(words)
+        return words
+
     def _next_snapshot(self, reader: CorpusReader, listing: list[tuple[str, Path]],
                        to_read: list[tuple[str, Path]], read_at_ns: int) -> Snapshot:
         """The snapshot this build commits: segments merged by the policy, counts checked."""
@@ -422,13 +393,21 @@ class IndexWriter:
         # Segments in corpus order of their first use; the documents map keeps corpus order.
         ordered = {d: self.documents[d] for d, _ in listing if d in self.documents}
         old_entries = self.live.reusable.segments if self.live.reusable else ()
-        entries = [SegmentEntry(e.name, tuple(sorted(self.deleted[e.name])))
+        restat: dict[str, list[tuple[int, int, int]]] = {}
+        for d in self.restated:
+            entry = ordered.get(d)
+            st = entry.stat if entry is not None else None
+            if entry is not None and st is not None:
+                restat.setdefault(entry.seg, []).append((entry.n, st[0], st[1]))
+        entries = [SegmentEntry(e.name, tuple(sorted(self.deleted[e.name])),
+                                tuple(sorted(restat.get(e.name, []))))
                    for e in old_entries] + [SegmentEntry(n) for n in self.new_names]
         entries, done = merge(self.index_dir, entries, ordered, dim=self.embedder.dim,
                               optimize=self.optimize, numbers=self.numbers,
                               old_segments=self.old_segments)
         self.merged += done
-        counts = live_counts(self.index_dir, entries, self.embedder.dim)
+        counts = live_counts(self.index_dir, entries, self.embedder.dim,
+                             opened=self.old_segments)
         if counts["chunks"] == 0:
             raise CorpusError(
                 f"no text to index in {self.corpus_dir}: its documents hold only metadata; "
@@ -436,7 +415,7 @@ class IndexWriter:
             )
         return Snapshot(
             embedder={"id": self.embedder.id, "dim": self.embedder.dim},
-            chunking=self.chunking, segments=tuple(entries), documents=ordered,
+            chunking=self.chunking, segments=tuple(entries),
             counts={"documents": len(ordered), **counts, "segments": len(entries)},
             corpus=str(self.corpus_dir.resolve()),
             built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
