@@ -7,7 +7,6 @@ import hashlib
 import marshal
 import os
 import re
-import secrets
 import unicodedata
 from collections.abc import Sequence
 from importlib import metadata
@@ -17,6 +16,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from qa.errors import EmbedderError
+from qa.files import write_atomic
 from qa.text import for_matching
 
 Kind = Literal["query", "passage"]
@@ -103,9 +103,7 @@ def _cached_use_tokenizer(cache_dir: Path) -> Any | None:
             norm_state = dict(vars(fresh._normalizer))
             blob = marshal.dumps(({**state, "_scores": state["_scores"].tobytes()}, norm_state))
             cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)
+            write_atomic(path, blob)
         vars(tok).update(state)
         vars(norm).update(norm_state)
         tok._normalizer = norm

@@ -210,7 +210,7 @@ def test_pdf_offsets_property(tmp_path: Path, lines: list[str]) -> None:
 @pytest.mark.parametrize("name", ["a.pdf", "a.html", "a.docx"])
 def test_parser_ids_reach_the_manifest(tmp_path: Path, name: str) -> None:
     from qa.embedding import HashEmbedder
-    from qa.index import build_index, read_manifest
+    from qa.index import build_index, load_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -222,7 +222,7 @@ def test_parser_ids_reach_the_manifest(tmp_path: Path, name: str) -> None:
         make_docx(corpus / name, [("p", "Une phrase du document Word.")],
                   created="2024-01-05T00:00:00")
     report = build_index(corpus, tmp_path / "index", embedder=HashEmbedder(32))
-    entry = read_manifest(tmp_path / "index")["documents"][name]
+    entry = load_index(tmp_path / "index", embedder=HashEmbedder(32)).doc_meta(name)
     parser = parser_for("." + name.split(".")[1])
     assert parser is not None and parser.id == name.split(".")[1]
     assert entry["parser"] == f"{parser.id}/{parser.version}"

@@ -258,7 +258,7 @@ def _live_snapshot(index_dir: Path) -> dict[str, Any]:
 
 BAD_COMMITS = {
     "recursion": lambda live: "[" * 100_000 + "]" * 100_000,
-    "documents-null": lambda live: json.dumps(live | {"documents": None}),
+    "segments-null": lambda live: json.dumps(live | {"segments": None}),
     "segment-outside": lambda live: json.dumps(
         live | {"segments": [{"name": "../../etc", "deleted": []}]}),
     "absolute-segment": lambda live: json.dumps(
@@ -404,16 +404,16 @@ def test_a_watcher_facing_a_damaged_current_does_not_reread_every_snapshot_each_
     """Naming the repair reads every snapshot (tens of MB each at 50k documents); a server
     watching a damaged CURRENT asks each tick, and would parse them all again every time,
     in the process that answers /ask. Unchanged snapshots are not read again."""
-    import qa.index as index_mod
+    import qa.index.snapshot as index_mod
 
     reads: list[str] = []
-    real = index_mod._read_snapshot
+    real = index_mod.read_snapshot
 
     def counting(index_dir: Path, name: str) -> dict[str, Any]:
         reads.append(name)
         return real(index_dir, name)
 
-    monkeypatch.setattr(index_mod, "_read_snapshot", counting)
+    monkeypatch.setattr(index_mod, "read_snapshot", counting)
     (built / CURRENT).write_text("snap-999999.json\n")
     for _ in range(3):
         with pytest.raises(IndexDamagedError, match="--restore"):
@@ -438,14 +438,14 @@ def test_rebuild_with_a_named_corpus_repairs_a_damaged_current(built: Path) -> N
 
 def test_a_current_naming_an_invalid_snapshot_names_the_previous_one(built: Path) -> None:
     snaps = _snapshots(built)
-    bad = {"format_version": FORMAT_VERSION, "documents": None}
+    bad = {"format_version": FORMAT_VERSION, "segments": None}
     (built / snaps[-1]).write_text(json.dumps(bad))
     with pytest.raises(IndexDamagedError, match=f"--restore {snaps[-2].removesuffix('.json')}"):
         load_index(built, embedder=HashEmbedder())
 
 
 @pytest.mark.parametrize("content", [
-    json.dumps({"format_version": FORMAT_VERSION, "documents": None}), "{not json"])
+    json.dumps({"format_version": FORMAT_VERSION, "segments": None}), "{not json"])
 def test_an_invalid_live_snapshot_is_named_with_its_repair_by_ask_and_index(
     built: Path, content: str
 ) -> None:
@@ -468,16 +468,29 @@ def test_an_invalid_live_snapshot_is_named_with_its_repair_by_ask_and_index(
     assert out.exit_code == 0, out.output
 
 
-def test_a_snapshot_that_forgets_a_live_document_is_refused(built: Path) -> None:
-    """A document its segment holds, neither in the snapshot's documents nor deleted, would
-    be retrieved and then not found: `qa ask` failed with "unexpected KeyError" (a 500 over
-    HTTP) while --check said healthy."""
-    live = _live_snapshot(built)
-    del live["documents"]["b.txt"]
-    (built / (built / CURRENT).read_text().strip()).write_text(json.dumps(live))
-    with pytest.raises(IndexMismatchError, match=r"b\.txt"):
+def _rewrite_table(seg: Path, rows: list[dict[str, Any]], lengths: list[int]) -> None:
+    lines = [(json.dumps(r) + "\n").encode() for r in rows]
+    (seg / "doc_table.jsonl").write_bytes(b"".join(lines))
+    np.save(seg / "doc_table_offsets.npy",
+            np.concatenate([[0], np.cumsum([len(x) for x in lines])]).astype(np.int64))
+    np.save(seg / "doc_lengths.npy", np.array(lengths, dtype=np.int64))
+
+
+def _table(seg: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (seg / "doc_table.jsonl").read_text().splitlines()]
+
+
+def test_a_segment_table_that_forgets_a_live_document_is_refused(built: Path) -> None:
+    """A document its segment holds without a row in the document table would be
+    retrieved and then not described: `qa ask` failed with "unexpected KeyError" (a 500 over
+    HTTP) while --check said healthy (when the rows were in the snapshot)."""
+    seg = _segment(built)
+    rows = _table(seg)
+    (seg / "doc_table.jsonl").write_bytes(b"".join(
+        (json.dumps(r) + "\n").encode() for r in rows[:-1]))
+    with pytest.raises(IndexMismatchError, match=r"doc_table"):
         load_index(built, embedder=HashEmbedder())
-    assert any("b.txt" in p for p in verify_index(built, embedder=HashEmbedder()))
+    assert any("doc_table" in p for p in verify_index(built, embedder=HashEmbedder()))
     ask = CliRunner().invoke(cli, ["ask", "De quoi parle le tramway ?", "--index", str(built),
                                    "--embedder", "hash"])
     assert ask.exit_code == 1 and "unexpected" not in ask.output, ask.output
@@ -499,17 +512,17 @@ def test_impossible_offsets_are_refused_and_checked(built: Path) -> None:
 
 
 def test_check_finds_offsets_hidden_behind_a_forged_length(built: Path) -> None:
-    """Offsets are checked against each document's `length` in the snapshot: a snapshot
-    claiming a longer text let a chunk end past the real text (a cut citation) while
-    --check said healthy. --check compares the length with the stored text."""
+    """Offsets are checked against each document's recorded length: a segment claiming a
+    longer text let a chunk end past the real text (a cut citation) while --check said
+    healthy. --check compares the lengths with the stored text."""
     seg = _segment(built)
     chunks = np.load(seg / "chunks.npy")
     chunks[0, 2] += 50
     np.save(seg / "chunks.npy", chunks)
-    live = _live_snapshot(built)
-    for info in live["documents"].values():
-        info["length"] = 10**6
-    (built / (built / CURRENT).read_text().strip()).write_text(json.dumps(live))
+    rows = _table(seg)
+    for row in rows:
+        row["length"] = 10**6
+    _rewrite_table(seg, rows, [10**6] * len(rows))
     problems = verify_index(built, embedder=HashEmbedder())
     assert any("length" in p for p in problems), problems
 

@@ -12,6 +12,9 @@ from qa.answering import answer_question
 from qa.embedding import Embedder, HashEmbedder
 from qa.errors import CorpusError, IndexMismatchError, IndexNotFoundError, QAError
 from qa.index import CURRENT, build_index, index_exists, load_index, read_manifest
+from qa.index import embed_cache as embed_cache_mod
+from qa.index import snapshot as snapshot_mod
+from qa.index import writer as writer_mod
 from qa.retrieval import prepare, retrieve
 
 
@@ -35,9 +38,13 @@ def test_manifest_records_what_load_checks(corpus_dir: Path, tmp_path: Path,
     assert manifest["chunking"] == {"size": 400, "overlap": 50,
                                     "splitter": chunking_mod.SPLITTER_VERSION,
                                     "chunk_vectors": index_mod.CHUNK_VECTORS}
-    assert {d["parser"] for d in manifest["documents"].values()} == {"plain/2"}
-    assert len(manifest["documents"]) == 5 == report.documents
-    assert all(len(d["sha256"]) == 64 for d in manifest["documents"].values())
+    assert manifest["counts"]["documents"] == 5 == report.documents
+    index = load_index(tmp_path / "ix", embedder=fake_embedder)
+    rows = [index.doc_meta(d) for d in index.doc_ids()]
+    assert {d["parser"] for d in rows} == {"plain/2"}
+    assert all(len(d["sha256"]) == 64 for d in rows)
+    # The snapshot names segments, not documents: its size does not follow the corpus.
+    assert "documents" not in manifest
 
 
 def test_missing_index(tmp_path: Path, fake_embedder: Embedder) -> None:
@@ -131,7 +138,7 @@ class CountingEmbedder(HashEmbedder):
 def test_incremental_update_reembeds_only_changes(
     corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(index_mod, "CHUNK_VECTORS", "embedded")  # chunk texts are embedded
+    monkeypatch.setattr(embed_cache_mod, "CHUNK_VECTORS", "embedded")  # chunk texts are embedded
     emb = CountingEmbedder()
     ix = tmp_path / "ix"
     first = build_index(corpus_dir, ix, embedder=emb)
@@ -215,7 +222,7 @@ def test_changed_chunking_reembeds_everything(
     assert (report.added, report.unchanged, report.removed) == (0, 4, 1)
     assert report.embedded_chunks == report.chunks
     # A new splitter (same settings) must not reuse units split by the old one.
-    monkeypatch.setattr(index_mod, "SPLITTER_VERSION", 99)
+    monkeypatch.setattr(writer_mod, "SPLITTER_VERSION", 99)
     report = build_index(corpus_dir, tmp_path / "ix", embedder=emb)
     assert report.embedded_chunks == report.chunks
 
@@ -265,7 +272,7 @@ def test_save_load_gives_the_same_ranking(real_index: index_mod.Index, tmp_path:
 def test_prune_keeps_foreign_folders(corpus_dir: Path, tmp_path: Path,
                                      fake_embedder: Embedder,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)
     ix = tmp_path / "ix"
     (ix / "g-my-notes").mkdir(parents=True)
     for _ in range(3):

@@ -171,7 +171,7 @@ def test_citations_name_their_section_everywhere(tmp_path: Path) -> None:
 
 def test_old_index_format_is_refused(tmp_path: Path) -> None:
     from qa.errors import IndexMismatchError
-    from qa.index import CURRENT
+    from qa.index import CURRENT, FORMAT_VERSION
 
     corpus = _guide(tmp_path)
     build_index(corpus, tmp_path / "index", embedder=HashEmbedder(32))
@@ -180,7 +180,8 @@ def test_old_index_format_is_refused(tmp_path: Path) -> None:
     manifest = json.loads(snap.read_text())
     manifest["format_version"] = 2
     snap.write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match=r"format version 2, this qa reads 3.*qa index"):
+    with pytest.raises(IndexMismatchError,
+                       match=rf"format version 2, this qa reads {FORMAT_VERSION}.*qa index"):
         load_index(tmp_path / "index", embedder=HashEmbedder(32))
 
 

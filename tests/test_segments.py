@@ -21,6 +21,10 @@ from qa.documents import ParseLimits
 from qa.embedding import Embedder, HashEmbedder
 from qa.errors import IndexBusyError, IndexMismatchError, QAError
 from qa.index import CURRENT, build_index, load_index, writer_lock
+from qa.index import live as live_mod
+from qa.index import merge as merge_mod
+from qa.index import snapshot as snapshot_mod
+from qa.index import writer as writer_mod
 from qa.retrieval import prepare, retrieve
 from qa.store import vectors as vectors_mod
 from qa.store.lexical import SegmentLexical, write_lexical
@@ -84,7 +88,7 @@ def test_many_updates_merge_small_segments(
 ) -> None:
     """Tiered: one-document segments merge with each other (4 at a time), never into the
     big first segment, which stays as it was written."""
-    monkeypatch.setattr(index_mod, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(merge_mod, "MAX_SEGMENTS", 3)
     ix = tmp_path / "ix"
     build_index(corpus_dir, ix, embedder=fake_embedder)
     first = load_index(ix, embedder=fake_embedder).segments[0].name
@@ -94,9 +98,9 @@ def test_many_updates_merge_small_segments(
                                                 encoding="utf-8")
         report = build_index(corpus_dir, ix, embedder=fake_embedder)
         merged += report.merged
-        assert report.segments <= 3 + index_mod.MERGE_FACTOR - 1
+        assert report.segments <= 3 + merge_mod.MERGE_FACTOR - 1
         assert first in [s.name for s in load_index(ix, embedder=fake_embedder).segments]
-    assert merged >= 2 * index_mod.MERGE_FACTOR
+    assert merged >= 2 * merge_mod.MERGE_FACTOR
     index = load_index(ix, embedder=fake_embedder)
     assert index.n_documents == 14
     assert index.doc("note8.txt").text == "Note 8 : Kim Jong-un et Poutine."
@@ -209,10 +213,10 @@ def test_full_disk_while_committing_leaves_the_index_untouched(
     before = sorted(p.name for p in ix.iterdir())
     (corpus_dir / "new.txt").write_text("Un nouveau document.", encoding="utf-8")
 
-    def full(path: Path, data: str) -> None:
+    def full(path: Path, data: str | bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(index_mod, "_write_atomic", full)
+    monkeypatch.setattr(snapshot_mod, "write_atomic", full)
     with pytest.raises(QAError, match=r"disk is full.*unchanged"):
         build_index(corpus_dir, ix, embedder=fake_embedder)
     assert sorted(p.name for p in ix.iterdir()) == before
@@ -261,10 +265,28 @@ def test_a_format_1_index_is_refused_then_replaced(
     (ix / CURRENT).write_text(old.name + "\n")
     with pytest.raises(IndexMismatchError, match=r"format version 1.*qa index"):
         load_index(ix, embedder=fake_embedder)
-    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)
     report = build_index(corpus_dir, ix, embedder=fake_embedder)
     assert report.added == 5
     assert not old.exists()
+    assert load_index(ix, embedder=fake_embedder).n_documents == 5
+
+
+def test_an_index_written_with_another_store_is_refused_then_rebuilt(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    """The stores a snapshot records are read: vectors written by another backend are not
+    opened as FAISS ones, and the next build re-embeds rather than reusing them."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    live = ix / (ix / CURRENT).read_text().strip()
+    manifest = json.loads(live.read_text(encoding="utf-8"))
+    manifest["store"]["vectors"] = {"id": "hnsw-pq", "version": 7}
+    live.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IndexMismatchError, match=r"hnsw-pq.*qa index --rebuild"):
+        load_index(ix, embedder=fake_embedder)
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert report.embedded_chunks == report.chunks
     assert load_index(ix, embedder=fake_embedder).n_documents == 5
 
 
@@ -287,7 +309,7 @@ def test_readers_keep_their_snapshot_through_rebuilds(
     assert {d: reader.doc(d).text for d in reader.doc_ids()} == expected
     assert _top(reader, "Poutine Pyongyang")
     # After the grace period, old snapshots go, and their segments with them.
-    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)
     build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
     snapshots = [p for p in ix.iterdir() if p.name.startswith("snap-")]
     assert len(snapshots) == index_mod.KEEP_SNAPSHOTS
@@ -319,11 +341,11 @@ def test_bm25_matches_bm25s_on_the_same_tokens(tmp_path: Path) -> None:
 def test_ivf_segments_find_what_exact_search_finds(
     corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import qa.store.segments as segments_mod
+    import qa.store.words as words_mod
 
     monkeypatch.setattr(vectors_mod, "ANN_MIN", 20)
     monkeypatch.setattr(vectors_mod, "IVF_NPROBE", 24)
-    monkeypatch.setattr(segments_mod, "WORDS_ANN_MIN", 20)
+    monkeypatch.setattr(words_mod, "WORDS_ANN_MIN", 20)
     emb = HashEmbedder(64)
     build_index(corpus_dir, tmp_path / "ix", embedder=emb, chunk_size=200, chunk_overlap=0)
     index = load_index(tmp_path / "ix", embedder=emb)
@@ -349,7 +371,7 @@ def test_the_embedding_cache_bound_changes_nothing(
     (corpus_dir / "copy.txt").write_text(
         (corpus_dir / "001_113f9629b7018fa7.txt").read_text(encoding="utf-8"), encoding="utf-8")
     big = build_index(corpus_dir, tmp_path / "big", embedder=emb)
-    monkeypatch.setattr(index_mod._EmbedCache, "MAX", 5)
+    monkeypatch.setattr(index_mod.EmbedCache, "MAX", 5)
     small = build_index(corpus_dir, tmp_path / "small", embedder=emb)
     assert big.chunks == small.chunks
     a, b = (load_index(tmp_path / n, embedder=emb) for n in ("big", "small"))
@@ -423,7 +445,7 @@ def test_a_reader_that_touched_nothing_survives_the_pruning(
     ix = tmp_path / "ix"
     build_index(corpus_dir, ix, embedder=fake_embedder)
     reader = load_index(ix, embedder=fake_embedder)
-    monkeypatch.setattr(index_mod, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)
     for i in range(3):
         (corpus_dir / "000_25f13bc6add64f1c.txt").write_text(f"Nouveau texte {i}.", "utf-8")
         build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
@@ -460,9 +482,9 @@ def test_merges_are_capped_by_chunks_and_keep_bm25_statistics(
     before = load_index(tmp_path / "ix", embedder=emb).lexical_search(["chat"], 5)
     (corpus / "long.txt").write_text("Un chat. " * 200, encoding="utf-8")
     (corpus / "court.txt").write_text("Un chien dort là.", encoding="utf-8")
-    monkeypatch.setattr(index_mod, "BATCH_CHARS", 10)  # one segment per document
-    monkeypatch.setattr(index_mod, "MAX_SEGMENTS", 2)
-    monkeypatch.setattr(index_mod, "MAX_MERGED_CHUNKS", 10)
+    monkeypatch.setattr(writer_mod, "BATCH_CHARS", 10)  # one segment per document
+    monkeypatch.setattr(merge_mod, "MAX_SEGMENTS", 2)
+    monkeypatch.setattr(merge_mod, "MAX_MERGED_CHUNKS", 10)
     build_index(corpus, tmp_path / "ix", embedder=emb)
     index = load_index(tmp_path / "ix", embedder=emb)
     assert all(len(s.doc_ids) == 1 for s in index.segments if len(s.chunks) > 10), [
@@ -472,3 +494,119 @@ def test_merges_are_capped_by_chunks_and_keep_bm25_statistics(
     build_index(corpus, tmp_path / "ix", embedder=emb, optimize=True)
     after = load_index(tmp_path / "ix", embedder=emb).lexical_search(["chat"], 5)
     np.testing.assert_allclose(after[0], before[0], rtol=1e-6)
+
+
+# Format 4: the document table lives in the segments; the snapshot names segments only.
+
+
+def test_a_format_3_index_is_refused_then_rebuilt_counting_unchanged_documents(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    """An index of the previous format gets the usual "run `qa index`" error, never a crash;
+    the next build re-embeds everything but still tells unchanged documents by their hash."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    live = ix / (ix / CURRENT).read_text().strip()
+    manifest = json.loads(live.read_text(encoding="utf-8"))
+    index = load_index(ix, embedder=fake_embedder)
+    seg_name = manifest["segments"][0]["name"]
+    old = {d: {**index.doc_meta(d), "seg": seg_name, "n": n}
+           for n, d in enumerate(index.segments[0].doc_ids)}
+    index.close()
+    live.write_text(json.dumps(manifest | {"format_version": 3, "documents": old}), "utf-8")
+    with pytest.raises(IndexMismatchError, match=r"format version 3.*run `qa index`"):
+        load_index(ix, embedder=fake_embedder)
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert (report.unchanged, report.added, report.embedded_chunks) == (5, 0, report.chunks)
+    assert load_index(ix, embedder=fake_embedder).n_documents == 5
+
+
+def test_a_touched_file_is_restated_in_the_snapshot_not_rewritten(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    """Same bytes, new mtime: the document is read once, its segment is kept, and the
+    snapshot records the new stat, so that the next build does not read it again."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    touched = corpus_dir / "002_9b1c1f3e4b6e2a17.txt"
+    if not touched.exists():
+        touched = sorted(corpus_dir.glob("*.txt"))[1]
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    report = build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert report.embedded_chunks == 0 and not report.up_to_date
+    (entry,) = _snapshot(ix)["segments"]  # type: ignore[misc]
+    st = touched.stat()
+    assert entry["restat"] and entry["restat"][0][1:] == [st.st_size, st.st_mtime_ns]
+    index = load_index(ix, embedder=fake_embedder)
+    assert index.doc_meta(touched.name)["stat"] == [st.st_size, st.st_mtime_ns]
+    assert build_index(corpus_dir, ix, embedder=fake_embedder).up_to_date
+    # A merge writes the new stat into the merged segment's table.
+    (corpus_dir / "new.txt").write_text("Un nouveau document.", encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder, optimize=True)
+    (entry,) = _snapshot(ix)["segments"]  # type: ignore[misc]
+    assert "restat" not in entry
+    index = load_index(ix, embedder=fake_embedder)
+    assert index.doc_meta(touched.name)["stat"] == [st.st_size, st.st_mtime_ns]
+    assert build_index(corpus_dir, ix, embedder=fake_embedder).up_to_date
+
+
+def test_new_words_are_found_by_lookup_in_the_old_vocabularies(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder
+) -> None:
+    """An update's segment holds only the words no older segment holds."""
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    old = set(load_index(ix, embedder=fake_embedder).segments[0].words)
+    assert "Poutine" in old or "poutine" in old
+    (corpus_dir / "mots.txt").write_text("Poutine zorglubesque Pyongyang quintessencier.",
+                                         encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    index = load_index(ix, embedder=fake_embedder)
+    (new,) = [s for s in index.segments if "mots.txt" in s.doc_ids]
+    assert {"zorglubesque", "quintessencier"} <= set(new.words)
+    assert not set(new.words) & old
+    assert new.known_words(["zorglubesque", "Poutine", "absent"]) == {"zorglubesque"}
+
+
+def test_a_build_reads_the_live_snapshot_once_and_prunes_without_reading(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    (corpus_dir / "new.txt").write_text("Un nouveau document.", encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    reads: list[str] = []
+    real = snapshot_mod.read_snapshot
+
+    def counting(index_dir: Path, name: str) -> dict[str, object]:
+        reads.append(name)
+        return real(index_dir, name)
+
+    monkeypatch.setattr(snapshot_mod, "read_snapshot", counting)
+    monkeypatch.setattr(live_mod, "read_snapshot", counting)
+    monkeypatch.setattr(snapshot_mod, "GRACE_SECONDS", 0.0)  # keep only KEEP_SNAPSHOTS
+    live = (ix / CURRENT).read_text().strip()
+    assert build_index(corpus_dir, ix, embedder=fake_embedder).up_to_date
+    # The live snapshot once (chunking settings included); prune reads only the kept one
+    # the writer does not hold (the one before: a few KB, it names segments only).
+    assert reads[0] == live and live not in reads[1:] and len(reads) == 2, reads
+    reads.clear()
+    (corpus_dir / "new.txt").write_text("Un document changé.", encoding="utf-8")
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    assert reads == [live], reads  # prune knew both kept snapshots
+
+
+@pytest.mark.parametrize("victim", ["segment.json", "doc_table.jsonl", "doc_lengths.npy",
+                                    "texts.bin", "chunks.faiss", "lex_terms.npy"])
+def test_a_fifo_in_a_segment_is_refused_without_blocking(
+    corpus_dir: Path, tmp_path: Path, fake_embedder: Embedder, victim: str
+) -> None:
+    ix = tmp_path / "ix"
+    build_index(corpus_dir, ix, embedder=fake_embedder)
+    seg = load_index(ix, embedder=fake_embedder).segments[0].path
+    (seg / victim).unlink()
+    os.mkfifo(seg / victim)
+    started = time.monotonic()
+    with pytest.raises(IndexMismatchError, match=r"regular file|damaged|unreadable"):
+        load_index(ix, embedder=fake_embedder)
+    assert time.monotonic() - started < 5

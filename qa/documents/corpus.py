@@ -44,6 +44,7 @@ class _Entry:
     doc_id: str
     path: Path
     skip: str | None = None  # why it is not read (hidden, FIFO, ...), or None
+    stat: tuple[int, int] | None = None  # (size, mtime_ns) of a file that is read
 
 
 def _display(rel: str) -> str:
@@ -98,7 +99,7 @@ def _walk(root: Path) -> Iterator[_Entry]:
                         "socket" if stat.S_ISSOCK(st.st_mode) else "device")
                 yield _Entry(rel, path, f"not a regular file ({kind})")
             else:
-                yield _Entry(rel, path)
+                yield _Entry(rel, path, None, (st.st_size, st.st_mtime_ns))
         stack.extend(reversed(subfolders))
 
 
@@ -295,6 +296,9 @@ class CorpusReader:
                            "unchanged": 0} for f in FORMATS}
         self._unreadable: dict[str, str] = {}  # format -> why its library cannot be imported
         listing = []
+        # (size, mtime_ns) of each listed file, from the walk: an update compares them with
+        # the index's without a second stat per file.
+        self.stats: dict[str, tuple[int, int] | None] = {}
         for entry in _walk(self.root):
             fmt = format_of(entry.path.suffix)
             if entry.skip is not None:
@@ -303,6 +307,7 @@ class CorpusReader:
                     self._stats[fmt]["skipped"] += 1
             elif fmt in self._stats:  # else not a format qa reads (images...): no document
                 listing.append((entry.doc_id, entry.path))
+                self.stats[entry.doc_id] = entry.stat
         self.listing: list[tuple[str, Path]] = sorted(listing)
 
     def read(self, items: Iterable[tuple[str, Path]]) -> Iterator[Document]:

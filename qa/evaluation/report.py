@@ -19,15 +19,14 @@ from qa.evaluation.metrics import (
     metric_label,
     metric_names,
 )
+from qa.files import write_atomic
 
 
 def _write_text(path: Path, text: str) -> None:
     path = Path(path)
     if path.parent != Path():
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def write_report(report: Mapping[str, Any], path: Path) -> None:
@@ -284,9 +283,7 @@ def write_markdown(
     if png.parent != Path():
         png.parent.mkdir(parents=True, exist_ok=True)
     bins, _ = reliability(report["questions"])
-    tmp = png.with_name(f".{png.name}.tmp")
-    tmp.write_bytes(reliability_png(bins))
-    os.replace(tmp, png)
+    write_atomic(png, reliability_png(bins))
     _write_text(path, report_markdown(report, comparison=comparison,
                                       reliability_png_name=png.name))
 

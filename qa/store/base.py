@@ -1,5 +1,7 @@
-"""The two small interfaces retrieval needs from storage; backends are chosen by id from the
-snapshot manifest (txtai's ann/base.py + factory is the model)."""
+"""The two small interfaces retrieval needs from storage, which mypy checks the segment
+stores against. There is one backend of each (FAISS vectors, BM25 postings) and no factory:
+a snapshot records their ids and versions (`qa.index.snapshot.STORES`), and opening an index
+written with others is refused with the command that rebuilds it."""
 
 from __future__ import annotations
 

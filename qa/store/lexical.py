@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from qa.errors import IndexMismatchError
+from qa.files import Unreadable, check_regular
 from qa.store.base import LexicalIndex
 
 LEXICAL_ID = "bm25-segments"
@@ -70,8 +71,9 @@ class SegmentLexical:
         for name in _FILES:
             path = folder / f"lex_{name}.npy"
             try:
+                check_regular(path)
                 arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, Unreadable) as exc:
                 raise IndexMismatchError(f"{path} is damaged ({exc.__class__.__name__})") \
                     from exc
         self._terms = arrays["terms"]

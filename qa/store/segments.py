@@ -13,7 +13,12 @@ One segment is a folder written once and never changed::
       sent_codes.npy     sentence vectors, int8, scaled per row (sent_scale.npy)
       chunks.faiss       chunk vectors (qa.store.vectors)
       lex_*.npy          BM25 postings (qa.store.lexical)
+      doc_table.jsonl    the documents' metadata as the index lists them (sha256, parser,
+                         date, title, length, chunks, file stat), one line each; their
+                         lengths also in doc_lengths.npy, to check offsets without parsing
       words.txt          corpus words first seen in this segment, words.faiss their vectors,
+      words_keys.npy     their hashes sorted (words_order.npy: which word each is), to tell
+                         a known word by lookup,
       tri_*.npy          and a character-trigram index of them for close spellings
 
 Every array is memory-mapped on open; a document's text is read when asked for.
@@ -27,7 +32,8 @@ import mmap
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+import stat
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -38,14 +44,17 @@ from qa.chunking import Chunk, Span
 from qa.documents import Document
 from qa.documents.model import encode_blocks
 from qa.errors import IndexMismatchError
+from qa.files import Unreadable, check_regular, read_regular
 from qa.store.base import LexicalIndex, VectorStore
 from qa.store.lexical import SegmentLexical, write_lexical
 from qa.store.vectors import FaissVectors, write_vectors
-from qa.text import fold
+from qa.store.words import word_key, write_words
 
-SEGMENT_VERSION = 1
+# 2: the document table and the sorted word hashes.
+SEGMENT_VERSION = 2
 SEGMENT_FILE = "segment.json"
-_TRIGRAM_BUCKETS = 1 << 22
+# segment.json lists the segment's document ids: about 3 MB for 50k documents.
+MAX_SEGMENT_FILE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -70,19 +79,6 @@ def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, scale
 
 
-def trigram_keys(word: str) -> list[int]:
-    padded = f"#{word}#"
-    return sorted({hash_trigram(padded[i : i + 3]) for i in range(len(padded) - 2)})
-
-
-def hash_trigram(tri: str) -> int:
-    # A stable hash (Python's str hash is salted per process).
-    h = 0
-    for ch in tri:
-        h = (h * 1_000_003 + ord(ch)) & 0xFFFFFFFF
-    return h % _TRIGRAM_BUCKETS
-
-
 def _chunk_sentence_ranges(chunks: list[Chunk], sentences: list[Span]) -> np.ndarray:
     starts = np.array([s.start for s in sentences], dtype=np.int64)
     ends = np.array([s.end for s in sentences], dtype=np.int64)
@@ -103,65 +99,25 @@ def write_segment(
     dim: int,
     words: Sequence[str],
     word_vectors: np.ndarray,
+    table: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Write a segment into folder/name (via a temporary folder) and return its path."""
+    """Write a segment into folder/name (via a temporary folder) and return its path.
+    `table`: each document's row of the document table (empty rows when None)."""
     tmp = folder / f".tmp-{name}"
     tmp.mkdir(parents=True)
     try:
-        doc_rows: list[dict[str, Any]] = []
-        chunk_rows: list[tuple[int, int, int]] = []
-        sent_rows: list[tuple[int, int, int]] = []
-        ranges: list[np.ndarray] = []
-        chunk_vecs: list[np.ndarray] = []
-        sent_vecs: list[np.ndarray] = []
-        tokens: list[Sequence[str]] = []
-        offset, sent_base = 0, 0
-        with open(tmp / "texts.bin", "wb") as texts:
-            for n, du in enumerate(docs):
-                data = du.document.text.encode("utf-8")
-                texts.write(data)
-                # Shallow (asdict would copy every block: a third of a build's time).
-                row = {f.name: getattr(du.document, f.name) for f in fields(du.document)
-                       if f.name not in ("text", "blocks")}
-                if du.document.blocks:  # compact: each heading path once per document
-                    row["blocks"] = encode_blocks(du.document.blocks)
-                row["_bytes"] = [offset, len(data)]
-                offset += len(data)
-                doc_rows.append(row)
-                chunk_rows.extend((n, c.start, c.end) for c in du.chunks)
-                sent_rows.extend((n, s.start, s.end) for s in du.sentences)
-                ranges.append(_chunk_sentence_ranges(du.chunks, du.sentences) + sent_base)
-                sent_base += len(du.sentences)
-                chunk_vecs.append(du.chunk_vectors.reshape(-1, dim))
-                sent_vecs.append(du.sentence_vectors.reshape(-1, dim))
-                tokens.extend(du.tokens)
-        line_starts = [0]
-        with open(tmp / "docs.jsonl", "wb") as fb:
-            for row in doc_rows:
-                line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
-                fb.write(line)
-                line_starts.append(line_starts[-1] + len(line))
-        # Where each line starts: a document's row is read alone, not the whole file.
-        np.save(tmp / "docs_offsets.npy", np.array(line_starts, dtype=np.int64))
-        np.save(tmp / "chunks.npy", np.array(chunk_rows, dtype=np.int64).reshape(-1, 3))
-        np.save(tmp / "sentences.npy", np.array(sent_rows, dtype=np.int64).reshape(-1, 3))
-        np.save(tmp / "chunk_sents.npy",
-                np.vstack(ranges) if ranges else np.zeros((0, 2), np.int64))
-        codes, scale = quantise(np.vstack(sent_vecs) if sent_vecs else np.zeros((0, dim)))
-        np.save(tmp / "sent_codes.npy", codes)
-        np.save(tmp / "sent_scale.npy", scale)
-        vec_params = write_vectors(
-            np.vstack(chunk_vecs) if chunk_vecs else np.zeros((0, dim)), tmp / "chunks.faiss",
-            dim=dim,
-        )
-        lex_params = write_lexical(tokens, tmp)
-        word_params = _write_words(tmp, list(words), word_vectors, dim=dim)
+        units = _write_documents(tmp, docs, dim=dim)
+        _write_table(tmp, [{} for _ in docs] if table is None else table,
+                     [du.document.length for du in docs])
+        vec_params = write_vectors(units.chunk_vectors, tmp / "chunks.faiss", dim=dim)
+        lex_params = write_lexical(units.tokens, tmp)
+        word_params = write_words(tmp, list(words), word_vectors, dim=dim)
         meta = {
             "segment_version": SEGMENT_VERSION,
             "doc_ids": [du.document.doc_id for du in docs],
-            "text_bytes": offset,
-            "chunks": len(chunk_rows),
-            "sentences": len(sent_rows),
+            "text_bytes": units.text_bytes,
+            "chunks": units.chunks,
+            "sentences": units.sentences,
             "words": len(words),
             "dim": dim,
             "vectors": vec_params,
@@ -180,35 +136,73 @@ def write_segment(
         raise
 
 
-# Every question word is looked up in every segment's vocabulary: above this many words a
-# vocabulary is searched through IVF. At 50k documents (hundreds of thousands of words),
-# flat vocabularies made a warm ask's p50 180 ms.
-WORDS_ANN_MIN = 20_000
+@dataclass(frozen=True)
+class _Written:
+    """What `_write_documents` leaves to the vector and lexical stores."""
+
+    text_bytes: int
+    chunks: int
+    sentences: int
+    chunk_vectors: np.ndarray
+    tokens: list[Sequence[str]]
 
 
-def _write_words(
-    folder: Path, words: list[str], vectors: np.ndarray, *, dim: int
-) -> dict[str, Any]:
-    data = [(w + "\n").encode("utf-8") for w in words]
-    (folder / "words.txt").write_bytes(b"".join(data))
-    np.save(folder / "words_offsets.npy",
-            np.concatenate([[0], np.cumsum([len(d) for d in data], dtype=np.int64)]))
-    params = write_vectors(np.asarray(vectors, np.float32).reshape(-1, dim),
-                           folder / "words.faiss", dim=dim, ann_min=WORDS_ANN_MIN)
-    postings: dict[int, list[int]] = {}
-    for i, w in enumerate(words):
-        if w[:1].isalpha():
-            for key in trigram_keys(fold(w)):
-                postings.setdefault(key, []).append(i)
-    keys = np.array(sorted(postings), dtype=np.int64)
-    indptr = np.zeros(len(keys) + 1, dtype=np.int64)
-    for i, key in enumerate(keys):
-        indptr[i + 1] = indptr[i] + len(postings[int(key)])
-    members = np.array([w for key in keys for w in postings[int(key)]], dtype=np.int32)
-    np.save(folder / "tri_keys.npy", keys)
-    np.save(folder / "tri_indptr.npy", indptr)
-    np.save(folder / "tri_words.npy", members)
-    return params
+def _write_documents(tmp: Path, docs: Sequence[DocUnits], *, dim: int) -> _Written:
+    """Texts, document rows, chunk and sentence offsets, and the sentence vectors."""
+    doc_rows: list[dict[str, Any]] = []
+    chunk_rows: list[tuple[int, int, int]] = []
+    sent_rows: list[tuple[int, int, int]] = []
+    ranges: list[np.ndarray] = []
+    chunk_vecs: list[np.ndarray] = []
+    sent_vecs: list[np.ndarray] = []
+    tokens: list[Sequence[str]] = []
+    offset, sent_base = 0, 0
+    with open(tmp / "texts.bin", "wb") as texts:
+        for n, du in enumerate(docs):
+            data = du.document.text.encode("utf-8")
+            texts.write(data)
+            # Shallow (asdict would copy every block: a third of a build's time).
+            row = {f.name: getattr(du.document, f.name) for f in fields(du.document)
+                   if f.name not in ("text", "blocks")}
+            if du.document.blocks:  # compact: each heading path once per document
+                row["blocks"] = encode_blocks(du.document.blocks)
+            row["_bytes"] = [offset, len(data)]
+            offset += len(data)
+            doc_rows.append(row)
+            chunk_rows.extend((n, c.start, c.end) for c in du.chunks)
+            sent_rows.extend((n, s.start, s.end) for s in du.sentences)
+            ranges.append(_chunk_sentence_ranges(du.chunks, du.sentences) + sent_base)
+            sent_base += len(du.sentences)
+            chunk_vecs.append(du.chunk_vectors.reshape(-1, dim))
+            sent_vecs.append(du.sentence_vectors.reshape(-1, dim))
+            tokens.extend(du.tokens)
+    _write_lines(tmp, "docs", [json.dumps(row, ensure_ascii=False) for row in doc_rows])
+    np.save(tmp / "chunks.npy", np.array(chunk_rows, dtype=np.int64).reshape(-1, 3))
+    np.save(tmp / "sentences.npy", np.array(sent_rows, dtype=np.int64).reshape(-1, 3))
+    np.save(tmp / "chunk_sents.npy", np.vstack(ranges) if ranges else np.zeros((0, 2), np.int64))
+    codes, scale = quantise(np.vstack(sent_vecs) if sent_vecs else np.zeros((0, dim)))
+    np.save(tmp / "sent_codes.npy", codes)
+    np.save(tmp / "sent_scale.npy", scale)
+    return _Written(offset, len(chunk_rows), len(sent_rows),
+                    np.vstack(chunk_vecs) if chunk_vecs else np.zeros((0, dim)), tokens)
+
+
+def _write_table(tmp: Path, table: Sequence[Mapping[str, Any]], lengths: list[int]) -> None:
+    if len(table) != len(lengths):
+        raise ValueError("one table row per document")
+    _write_lines(tmp, "doc_table", [json.dumps(dict(r), ensure_ascii=False) for r in table])
+    np.save(tmp / "doc_lengths.npy", np.array(lengths, dtype=np.int64))
+
+
+def _write_lines(tmp: Path, stem: str, lines: list[str]) -> None:
+    """stem.jsonl and stem_offsets.npy: where each line starts, so that one is read alone."""
+    starts = [0]
+    with open(tmp / f"{stem}.jsonl", "wb") as fb:
+        for text in lines:
+            line = (text + "\n").encode("utf-8")
+            fb.write(line)
+            starts.append(starts[-1] + len(line))
+    np.save(tmp / f"{stem}_offsets.npy", np.array(starts, dtype=np.int64))
 
 
 def new_segment_name(number: int) -> str:
@@ -222,11 +216,12 @@ class Segment:
         self.path = path
         self.name = path.name
         try:
-            self.meta: dict[str, Any] = json.loads((path / SEGMENT_FILE).read_text("utf-8"))
+            self.meta: dict[str, Any] = json.loads(
+                read_regular(path / SEGMENT_FILE, MAX_SEGMENT_FILE_BYTES).decode("utf-8"))
         except FileNotFoundError:
             raise
-        except (OSError, ValueError) as exc:
-            raise IndexMismatchError(f"{path / SEGMENT_FILE} is damaged") from exc
+        except (OSError, ValueError, Unreadable, RecursionError) as exc:
+            raise IndexMismatchError(f"{path / SEGMENT_FILE} is damaged ({exc})") from exc
         if not isinstance(self.meta, dict):
             raise IndexMismatchError(f"{path / SEGMENT_FILE} is damaged")
         if self.meta.get("segment_version") != SEGMENT_VERSION or self.meta.get("dim") != dim:
@@ -242,6 +237,11 @@ class Segment:
         self.tri_keys = self._load("tri_keys.npy", None)
         self.tri_indptr = self._load("tri_indptr.npy", (len(self.tri_keys) + 1,))
         self.tri_words = self._load("tri_words.npy", None)
+        for name in ("chunks.faiss", "words.faiss"):  # FAISS would block on a FIFO
+            try:
+                check_regular(path / name)
+            except Unreadable as exc:
+                raise IndexMismatchError(f"{path / name} is damaged ({exc})") from exc
         # Typed by the store interfaces (qa.store.base): retrieval sees nothing of FAISS.
         self.vectors: VectorStore = FaissVectors(path / "chunks.faiss", dim=dim,
                                                  params=self.meta["vectors"])
@@ -254,17 +254,26 @@ class Segment:
             raise IndexMismatchError(f"{path / 'words.faiss'} does not match its segment")
         self.lexical: LexicalIndex = SegmentLexical(path, n_units=int(self.meta["chunks"]))
         self._row_offsets = self._load("docs_offsets.npy", (len(self.doc_ids) + 1,))
+        self._table_offsets = self._load("doc_table_offsets.npy", (len(self.doc_ids) + 1,))
+        self.doc_lengths = self._load("doc_lengths.npy", (len(self.doc_ids),))
+        self._word_keys = self._load("words_keys.npy", (self.n_words,))
+        self._word_order = self._load("words_order.npy", (self.n_words,))
         self._chunk_bounds: np.ndarray | None = None
         self._sent_bounds: np.ndarray | None = None
         # Every file read later is opened now: a writer may delete this segment's folder
         # once a newer snapshot has aged, and an open file (or mapping) stays readable.
         self._files = {}
         try:
-            for name in ("texts.bin", "docs.jsonl", "words.txt"):
-                self._files[name] = os.open(path / name, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
+            for name in ("texts.bin", "docs.jsonl", "words.txt", "doc_table.jsonl"):
+                self._files[name] = _open_regular(path / name)
+        except (OSError, Unreadable) as exc:
             self.close()
-            raise IndexMismatchError(f"{path / name} is unreadable ({exc.strerror})") from exc
+            raise IndexMismatchError(f"{path / name} is unreadable ({exc})") from exc
+        table_size = os.fstat(self._files["doc_table.jsonl"]).st_size
+        if table_size != int(self._table_offsets[-1]):
+            self.close()
+            raise IndexMismatchError(f"{path / 'doc_table.jsonl'} has {table_size} bytes, its "
+                                     f"offsets say {int(self._table_offsets[-1])}")
         size = os.fstat(self._files["texts.bin"]).st_size
         if size != int(self.meta.get("text_bytes", size)):
             self.close()
@@ -326,12 +335,59 @@ class Segment:
     def _load(self, name: str, shape: tuple[int, ...] | None) -> np.ndarray:
         path = self.path / name
         try:
+            check_regular(path)
             arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Unreadable as exc:
+            raise IndexMismatchError(f"{path} is damaged ({exc})") from exc
         except (OSError, ValueError) as exc:
             raise IndexMismatchError(f"{path} is damaged ({exc.__class__.__name__})") from exc
         if shape is not None and arr.shape != shape and not (arr.size == 0 and 0 in shape):
             raise IndexMismatchError(f"{path} has shape {arr.shape}, its segment says {shape}")
         return arr
+
+    def known_words(self, words: Sequence[str]) -> set[str]:
+        """Those of the words this segment's vocabulary holds (by hash, then checked)."""
+        if not self.n_words or not words:
+            return set()
+        keys = np.asarray(self._word_keys)
+        wanted = np.array([word_key(w) for w in words], dtype=np.int64)
+        pos = np.searchsorted(keys, wanted)
+        found = set()
+        for w, key, p in zip(words, wanted.tolist(), pos.tolist(), strict=True):
+            while p < len(keys) and keys[p] == key:  # equal hashes: compare the words
+                if self.word(int(self._word_order[p])) == w:
+                    found.add(w)
+                    break
+                p += 1
+        return found
+
+    def table_row(self, local_doc: int) -> dict[str, Any]:
+        """A document's row of the document table."""
+        start, end = (int(v) for v in self._table_offsets[local_doc : local_doc + 2])
+        row: dict[str, Any] = self._table_json(
+            os.pread(self._files["doc_table.jsonl"], end - start, start), dict)
+        return row
+
+    def table(self) -> list[dict[str, Any]]:
+        """Every row of the document table, in local document order (one read)."""
+        fd = self._files["doc_table.jsonl"]
+        data = os.pread(fd, int(self._table_offsets[-1]), 0)
+        rows: list[dict[str, Any]] = self._table_json(
+            b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]", list)
+        if len(rows) != len(self.doc_ids) or not all(isinstance(r, dict) for r in rows):
+            raise IndexMismatchError(f"{self.path / 'doc_table.jsonl'} does not match its "
+                                     "segment; run `qa index --rebuild` to repair it")
+        return rows
+
+    def _table_json(self, data: bytes, kind: type) -> Any:
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            value = exc
+        if not isinstance(value, kind):
+            raise IndexMismatchError(f"{self.path / 'doc_table.jsonl'} is damaged; "
+                                     "run `qa index --rebuild` to repair it")
+        return value
 
     def row(self, local_doc: int) -> dict[str, Any]:
         """A document's fields but its text: its one line of docs.jsonl."""
@@ -387,6 +443,15 @@ class Segment:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._files = {}
+
+
+def _open_regular(path: Path) -> int:
+    """A descriptor of a regular file, opened without following a link or blocking."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Unreadable(f"{path.name} is not a regular file")
+    return fd
 
 
 def read_units(segment: Segment, local_doc: int, tokens_of: Any) -> DocUnits:
