@@ -342,7 +342,9 @@ def answer_span(cand: Candidate, check: Check) -> tuple[int, int]:
     """The answer's offsets: the sentence, grown by the neighbour it needs (features.grown)
     or by the one holding its short answer."""
     start, end = cand.span
-    return min(start, check.start or start), max(end, check.end or end)
+    # `is None`, not `or`: a neighbour may start the document, at offset 0.
+    return (start if check.start is None else min(start, check.start),
+            end if check.end is None else max(end, check.end))
 
 
 def retrieve_for(
