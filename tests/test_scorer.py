@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qa.answering import answer_question, scorer, short
+from qa.answering import AnswerParams, answer_question, scorer, short
 from qa.answering.features import FEATURES, INDEX, QuestionView, candidates, is_boilerplate
 from qa.answering.kinds import asked
 from qa.answering.pipeline import question_view
@@ -230,6 +230,37 @@ def test_answer_units_lead_ins_and_tables(tmp_path: Path) -> None:
     for c in cands:  # spans never cut a token: "-x", not "x"
         start = c.span[0]
         assert start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "-")
+
+
+_GZIP_MAN = """GZIP(1)                  General Commands Manual                 GZIP(1)
+
+NAME
+       gzip - compress or expand files
+
+BUGS
+       In some rare cases, the --best option gives worse compression than the
+       default compression level (-6).
+"""
+
+
+def test_an_answer_never_starts_in_the_heading_before_it(tmp_path: Path) -> None:
+    """'BUGS' is a heading line: short and unpunctuated, it reads like a term line, so the
+    paragraph under it grows back to it (features.grown). The answer shown is the paragraph:
+    the heading is its section, and the answer keeps the confidence it had."""
+    index = _small_index(tmp_path, HashEmbedder(64), {"gzip.txt": _GZIP_MAN})
+    text = index.doc("gzip.txt").text
+    assert block_at(index, "gzip.txt", text.index("BUGS")).kind == "heading"
+    for question in ("What compression level does gzip use by default?",
+                     "Which gzip option can give worse compression?"):
+        view = question_view(index, prepare(index, question))
+        cands = candidates(index, view, retrieve(index, view.query, k=5))
+        para = next(c for c in cands if text[c.start : c.end].startswith("In some rare"))
+        assert text[para.span[0] : para.span[1]].startswith("BUGS")  # grown, as fitted
+        a = answer_question(index, question, params=AnswerParams(threshold=0.0))
+        assert a.answer_span is not None and a.answer is not None
+        assert a.answer.startswith("In some rare cases"), question
+        assert text[a.answer_span.start : a.answer_span.end] == a.answer
+        assert a.answer_span.section == "GZIP(1) › BUGS"
 
 
 # ------------------------------------------------------------------------- scorer and fit

@@ -239,3 +239,24 @@ def test_qualified_head() -> None:
     span = qualified_head(text, 0, len(text), frozenset({"combustibl"}))
     assert span is not None and span.value == "combustible solide"
     assert qualified_head("le combustible.", 0, 15, frozenset({"combustibl"})) is None
+
+
+def test_short_answer_in_the_first_sentence_of_a_document(tmp_path: Path) -> None:
+    """The answer sentence ('The colour mode is an option…') names no option; the sentence
+    before it does ('-x'), and it starts the document, at offset 0. The answer grows back to
+    take it in: a neighbour at offset 0 is still a neighbour (0 is not 'none')."""
+    from qa.embedding import HashEmbedder
+    from qa.index import build_index, load_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "frob.txt").write_text("Start frob with -x when the colours look wrong.\n\n"
+                                     "The colour mode is an option for terminals.\n")
+    (corpus / "garden.txt").write_text("Tomatoes need a lot of sun and regular watering.\n")
+    build_index(corpus, tmp_path / "index", embedder=HashEmbedder(64))
+    index = load_index(tmp_path / "index", embedder=HashEmbedder(64))
+    a = answer_question(index, "Which option sets the colour mode?",
+                        params=AnswerParams(threshold=0.0))
+    _invariants(index, a)
+    assert a.short_answer is not None and a.short_answer.text == "-x"
+    assert a.answer is not None and a.answer.startswith("Start frob with -x")

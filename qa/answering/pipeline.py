@@ -18,7 +18,7 @@ from qa.answering.features import INDEX, Candidate, QuestionView
 from qa.answering.kinds import NEWS_KINDS, TECHNICAL_KINDS, asked
 from qa.answering.question import Constraints, date_supported, read_question
 from qa.answering.sentences import DEFAULT_PARAMS, AnswerParams, score_sentences, term_weights
-from qa.answering.source import TextSource
+from qa.answering.source import TextSource, block_at
 from qa.chunking import chunk_section
 from qa.documents import page_of, section_of
 from qa.errors import InvalidQuestionError
@@ -342,7 +342,25 @@ def answer_span(cand: Candidate, check: Check) -> tuple[int, int]:
     """The answer's offsets: the sentence, grown by the neighbour it needs (features.grown)
     or by the one holding its short answer."""
     start, end = cand.span
-    return min(start, check.start or start), max(end, check.end or end)
+    # `is None`, not `or`: a neighbour may start the document, at offset 0.
+    return (start if check.start is None else min(start, check.start),
+            end if check.end is None else max(end, check.end))
+
+
+def _past_heading(source: TextSource, doc_id: str, text: str, start: int, end: int,
+                  check: Check) -> int:
+    """The answer's start past a heading it grew back into (a heading line reads like a term
+    line to features.grown): the heading is the answer's section, not its first line. Only
+    the span moves; the confidence was computed as fitted. A short answer in it stays."""
+    block = block_at(source, doc_id, start)
+    if block.kind != "heading" or block.end >= end:
+        return start
+    after = block.end
+    while after < end and text[after].isspace():
+        after += 1
+    if check.phrase is not None and check.phrase.start < after:
+        return start
+    return after
 
 
 def retrieve_for(
@@ -425,6 +443,7 @@ def answer_question(
             continue
         start, end = answer_span(cand, check)
         text = source.doc(cand.doc_id).text
+        start = _past_heading(source, cand.doc_id, text, start, end, check)
         sa = None
         if check.phrase is not None:
             s = check.phrase
