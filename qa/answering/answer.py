@@ -5,22 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from qa.retrieval.search import Hit
+
 Kind = Literal["date", "quantity", "person", "place", "organisation", "command", "option",
                "path", "package", "version", "other"]
 KINDS: tuple[str, ...] = ("date", "quantity", "person", "place", "organisation", "command",
                           "option", "path", "package", "version", "other")
 
 
-@dataclass(frozen=True)
-class Citation:
-    rank: int
-    doc_id: str
-    start: int
-    end: int
-    text: str
-    score: float
-    page: int | None = None  # 1-based page of `start` (PDFs); None for formats without pages
-    section: str | None = None  # heading path at `start` ("Title › Section"); None: no headings
+# A cited passage is a retrieved passage (qa.retrieval.Hit); its score is the score of its best
+# sentence, by which the answer stage reorders the passages.
+Citation = Hit
 
 
 @dataclass(frozen=True)

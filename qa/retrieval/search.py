@@ -20,8 +20,9 @@ from qa.text import is_blank
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage: document.text[start:end] == text; score is the fused rank score
-    (hybrid), the cosine similarity (dense) or BM25 (lexical)."""
+    """A retrieved passage: document.text[start:end] == text. From search(), score is the
+    fused rank score (hybrid), the cosine similarity (dense) or BM25 (lexical); as an
+    answer's Citation, the score of its best sentence."""
 
     rank: int
     doc_id: str
