@@ -23,7 +23,8 @@ from qa.chunking import chunk_section
 from qa.documents import page_of, section_of
 from qa.errors import InvalidQuestionError
 from qa.index import Index
-from qa.retrieval import Mode, Passage, Query, make_filters, prepare, retrieve
+from qa.retrieval import Mode, Passage, Query
+from qa.retrieval.search import ranked_passages
 from qa.text import STOPWORDS, fold, is_blank, stem
 
 MAX_QUESTION_CHARS = 1000
@@ -369,11 +370,9 @@ def retrieve_for(
     mode: Mode = "hybrid", params: AnswerParams = DEFAULT_PARAMS,
 ) -> tuple[QuestionView, list[Passage]]:
     """The question's view and the passages whose sentences compete (the pool)."""
-    filters = make_filters(index, doc_ids=doc_ids, date_from=date_from, date_to=date_to)
-    query = prepare(index, question)
-    passages = retrieve(
-        index, query, k=max(k, params.pool), mode=mode, filters=filters,
-        lexical_weight=params.lexical_weight,
+    query, passages = ranked_passages(
+        index, question, k=max(k, params.pool), doc_ids=doc_ids, date_from=date_from,
+        date_to=date_to, mode=mode, lexical_weight=params.lexical_weight,
     )
     return question_view(index, query), passages
 

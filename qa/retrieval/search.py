@@ -13,8 +13,8 @@ from qa.documents import page_of
 from qa.errors import InvalidQuestionError
 from qa.index import Index
 from qa.retrieval.filters import make_filters
-from qa.retrieval.query import prepare
-from qa.retrieval.ranking import Mode, retrieve
+from qa.retrieval.query import Query, prepare
+from qa.retrieval.ranking import Mode, Passage, retrieve
 from qa.text import is_blank
 
 
@@ -37,6 +37,25 @@ class Hit:
         return asdict(self)
 
 
+def ranked_passages(
+    index: Index,
+    question: str,
+    *,
+    k: int,
+    doc_ids: Sequence[str] | None = None,
+    date_from: dt.date | str | None = None,
+    date_to: dt.date | str | None = None,
+    mode: Mode = "hybrid",
+    lexical_weight: float = 1.0,
+) -> tuple[Query, list[Passage]]:
+    """The prepared question and its k best passages under the filters: what search()
+    returns as hits and the answer stage scores sentence by sentence."""
+    filters = make_filters(index, doc_ids=doc_ids, date_from=date_from, date_to=date_to)
+    query = prepare(index, question)
+    return query, retrieve(index, query, k=k, mode=mode, filters=filters,
+                           lexical_weight=lexical_weight)
+
+
 def search(
     index: Index,
     question: str,
@@ -54,9 +73,9 @@ def search(
         raise InvalidQuestionError("the question is empty")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InvalidQuestionError(f"k must be a positive integer, got {k!r}")
-    filters = make_filters(index, doc_ids=doc_ids, date_from=date_from, date_to=date_to)
-    passages = retrieve(index, prepare(index, question.strip()), k=k, mode=mode,
-                        filters=filters, lexical_weight=lexical_weight)
+    _, passages = ranked_passages(index, question.strip(), k=k, doc_ids=doc_ids,
+                                  date_from=date_from, date_to=date_to, mode=mode,
+                                  lexical_weight=lexical_weight)
     hits = []
     for p in passages:
         c = p.chunk
